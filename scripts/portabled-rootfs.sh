@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Creates (or reuses) a cached Debian 12 (bookworm) root file system that boots under
+# systemd-nspawn and runs systemd-portabled. Prints the rootfs path on stdout; all other
+# output goes to stderr, and only on failure (the debootstrap log tail is shown then).
+#
+#   MKPORTABLE_ROOTFS_CACHE   where the rootfs lives (default /var/cache/mkportable/bookworm-portabled)
+#   MKPORTABLE_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#
+# The cache is built in a temporary directory next to the final path and renamed into place
+# only once it is complete (it then contains the stamp file below), so an interrupted run never
+# leaves a half-built tree that a later run would reuse. Concurrent callers are serialised with
+# flock(1). The cache is never modified after creation: containers run on an overlay of it.
+set -euo pipefail
+
+CACHE="${MKPORTABLE_ROOTFS_CACHE:-/var/cache/mkportable/bookworm-portabled}"
+MIRROR="${MKPORTABLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+PACKAGES=systemd,systemd-sysv,dbus,systemd-container
+# Bump when the customisation below changes: an existing cache with another stamp is rebuilt.
+STAMP_VERSION=1
+STAMP_FILE=.mkportable-rootfs-stamp
+STAMP="mkportable-rootfs v${STAMP_VERSION} ${SUITE} ${PACKAGES}"
+
+die() { printf 'portabled-rootfs: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+CACHE="${CACHE%/}"
+[ -n "$CACHE" ] && [ "$CACHE" != / ] || die "refusing to use '/' as cache"
+
+is_complete() { [ -f "$CACHE/$STAMP_FILE" ] && [ "$(cat "$CACHE/$STAMP_FILE")" = "$STAMP" ]; }
+
+# Fast path, no lock needed: a complete cache is only ever replaced by rename.
+if is_complete; then
+  printf '%s\n' "$CACHE"
+  exit 0
+fi
+
+command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
+
+PARENT="$(dirname "$CACHE")"
+NAME="$(basename "$CACHE")"
+mkdir -p "$PARENT"
+
+exec 9>"$PARENT/.$NAME.lock"
+if ! flock -n 9; then
+  printf 'portabled-rootfs: waiting for another build of %s\n' "$CACHE" >&2
+  flock 9
+fi
+if is_complete; then # built by whoever held the lock
+  printf '%s\n' "$CACHE"
+  exit 0
+fi
+
+# Removes a build tree, first unmounting whatever an interrupted debootstrap left mounted in it
+# (its second stage mounts proc/sys into the target); rm --one-file-system would not cross those.
+remove_tree() {
+  local dir="$1" m
+  [ -e "$dir" ] || return 0
+  findmnt -rn -o TARGET 2>/dev/null | grep -F -- "$dir/" | sort -r | while read -r m; do
+    umount -l -- "$(printf '%b' "$m")" 2>/dev/null || true
+  done
+  rm -rf --one-file-system -- "$dir"
+}
+
+# Leftovers of interrupted builds (we hold the lock, so nobody is using them).
+for old in "$PARENT/.$NAME.tmp."* "$PARENT/.$NAME.old."*; do
+  [ -e "$old" ] && remove_tree "$old"
+done
+
+TMP="$(mktemp -d "$PARENT/.$NAME.tmp.XXXXXX")"
+LOG="$TMP/debootstrap.log"
+cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    printf 'portabled-rootfs: build of %s failed (exit %s); last lines of the log:\n' "$CACHE" "$rc" >&2
+    tail -n 40 "$LOG" >&2 || true
+  fi
+  remove_tree "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ROOT="$TMP/rootfs"
+if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >"$LOG" 2>&1; then
+  die "debootstrap failed"
+fi
+
+{
+  echo "--- customising"
+
+  # Fixed identity. A populated machine-id also avoids first-boot logic (ConditionFirstBoot=).
+  # Every container from this cache shares it; they are never registered with a host machined.
+  tr -d '-' </proc/sys/kernel/random/uuid >"$ROOT/etc/machine-id"
+  echo portabled-test >"$ROOT/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\tportabled-test\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+  : >"$ROOT/etc/fstab"
+
+  # Units that only slow down boot, need hardware/consoles, or fail in a container sharing the
+  # host network. Masking keeps "systemctl is-system-running" at "running" and boot < 1 s.
+  for unit in \
+      console-getty.service getty@.service serial-getty@.service container-getty@.service \
+      getty.target getty-static.service \
+      systemd-networkd-wait-online.service systemd-networkd.service systemd-networkd.socket \
+      systemd-resolved.service systemd-timesyncd.service systemd-logind.service \
+      systemd-firstboot.service systemd-machine-id-commit.service \
+      systemd-hwdb-update.service systemd-journal-catalog-update.service \
+      systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+      systemd-pstore.service systemd-remount-fs.service \
+      apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
+      e2scrub_reap.service fstrim.timer man-db.timer systemd-tmpfiles-clean.timer \
+      cron.service; do
+    ln -sfn /dev/null "$ROOT/etc/systemd/system/$unit"
+  done
+
+  # Keep the journal in memory (small, nothing persisted in the overlay) and quiet on the console.
+  mkdir -p "$ROOT/etc/systemd/journald.conf.d"
+  printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=16M\nForwardToConsole=no\n' \
+    >"$ROOT/etc/systemd/journald.conf.d/10-mkportable.conf"
+
+  # portablectl is in systemd-container; make sure the daemon and its profiles are there.
+  test -x "$ROOT/usr/bin/portablectl"
+  test -e "$ROOT/lib/systemd/system/systemd-portabled.service"
+  test -d "$ROOT/lib/systemd/portable/profile/default"
+  mkdir -p "$ROOT/var/lib/portables" "$ROOT/etc/portables"
+
+  # Smaller tree = faster copies/overlays; none of this is needed at runtime.
+  rm -rf "$ROOT/var/cache/apt/"*.bin "$ROOT/var/cache/apt/archives/"*.deb \
+         "$ROOT/var/lib/apt/lists/"* "$ROOT/usr/share/doc/"* "$ROOT/usr/share/man/"* \
+         "$ROOT/usr/share/info/"* "$ROOT/usr/share/locale/"* "$ROOT/var/log/"*.log
+} >>"$LOG" 2>&1 || die "customising the rootfs failed"
+
+printf '%s\n' "$STAMP" >"$ROOT/$STAMP_FILE"
+sync -f "$ROOT/$STAMP_FILE" 2>/dev/null || true
+
+# Replace an outdated cache (different stamp, or no stamp at all) atomically-enough: move it
+# aside first, then rename the new tree into place, then delete the old one.
+if [ -e "$CACHE" ] || [ -L "$CACHE" ]; then
+  OLD="$PARENT/.$NAME.old.$$"
+  mv -T "$CACHE" "$OLD"
+fi
+mv -T "$ROOT" "$CACHE"
+[ -n "${OLD:-}" ] && remove_tree "$OLD"
+
+printf '%s\n' "$CACHE"

@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// Runs every *.test.ts under src/ and test/ with node's test runner (Node 20 has no --test globs).
+// --unit limits the run to src/ (fast tests without root, kernel or containers).
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const unitOnly = process.argv.includes('--unit');
+const roots = unitOnly ? ['src'] : ['src', 'test'];
+const files = [];
+const walk = (dir) => {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (name.endsWith('.test.ts')) files.push(p);
+  }
+};
+roots.forEach(walk);
+const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const selected = extra.length ? files.filter((f) => extra.some((e) => f.includes(e))) : files;
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...selected], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

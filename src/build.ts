@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { MkportableError, type BuildWarning } from './errors.js';
+import type { PortableServiceConfig } from './config/options.js';
+import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
+import { createTree, walkTree, type ImageTree } from './plan/tree.js';
+import { addEntry } from './plan/add.js';
+import type { Source } from './sources/source.js';
+import { hostSource } from './sources/host.js';
+import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit } from './units/load.js';
+import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
+import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
+import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
+import { renderOsRelease } from './formats/osrelease.js';
+import { writeWithMksquashfs } from './writers/mksquashfs.js';
+
+export interface BuildFile {
+  path: string;
+  type: string;
+  /** Octal permission bits, e.g. "0755". */
+  mode: string;
+  size?: number;
+  target?: string;
+  /** Where the content came from: "host:/usr/bin/bash", "generated", or the unit file's path. */
+  origin: string;
+  /** Why it is in the image. */
+  reason: string;
+}
+
+export interface BuildResult {
+  image: string;
+  /** The image name portablectl knows it by: `<pname>_<version>`. */
+  name: string;
+  size: number;
+  sha256: string;
+  backend: 'mksquashfs';
+  units: string[];
+  osRelease: Record<string, string>;
+  files: BuildFile[];
+  warnings: BuildWarning[];
+}
+
+export interface BuildHooks {
+  /** Called with a short line as each step starts. */
+  progress?: (step: string) => void;
+  /** Where binaries come from; the build host by default. */
+  source?: Source;
+}
+
+const UNIT_DIR = '/etc/systemd/system';
+
+function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], osRelease: [string, string][]): void {
+  addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
+  addMountPoints(tree, opts.mtime);
+  addFile(tree, '/etc/os-release', renderOsRelease(osRelease), opts.mtime, 'os-release');
+  for (const u of units) {
+    const data = new TextEncoder().encode(u.text);
+    addEntry(tree, `${UNIT_DIR}/${u.name}`, {
+      type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
+      size: data.length, content: { kind: 'bytes', data },
+    });
+  }
+}
+
+async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
+  for (const u of units) {
+    const envPath = servicePath(u) ?? SYSTEMD_DEFAULT_PATH;
+    for (const prog of execPrograms([u])) {
+      const where = `${u.name}: ${prog.key}=`;
+      if (prog.hasSpecifier) {
+        c.warnings.push({ code: 'SPECIFIER_IN_EXEC', message: `${where} program '${prog.executable}' uses a % specifier; not resolved, add it with contents`, subject: u.name });
+        continue;
+      }
+      let exe = prog.executable;
+      if (!exe.startsWith('/')) {
+        const found = await findInPath(c.source, exe, execSearchPath(u) ?? SYSTEMD_DEFAULT_PATH);
+        if (!found) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of ${c.source.name}`, u.name);
+        exe = found;
+      }
+      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath });
+      if (real === null) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' does not exist in ${c.source.name}`, u.name);
+    }
+  }
+}
+
+async function addContents(c: Closure, opts: ResolvedOptions): Promise<void> {
+  const why = (reason: string) => ({ reason, strict: true, envPath: SYSTEMD_DEFAULT_PATH });
+  for (const p of opts.contents) {
+    if ((await addPath(c, p, why('contents'), true)) === null) {
+      throw new MkportableError('PATH_NOT_FOUND', `contents: '${p}' does not exist in ${c.source.name}`, p);
+    }
+  }
+  for (const { object, symlink } of opts.symlinks) {
+    if ((await addPath(c, object, why(`object of symlink ${symlink}`), true)) === null) {
+      throw new MkportableError('PATH_NOT_FOUND', `symlinks: object '${object}' of '${symlink}' does not exist in ${c.source.name}`, object);
+    }
+  }
+}
+
+function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
+  for (const { object, symlink } of opts.symlinks) {
+    try {
+      addEntry(tree, symlink, { type: 'symlink', target: object, mode: 0o777, uid: 0, gid: 0, mtime: opts.mtime, reason: `symlink ${symlink}`, origin: 'symlinks' });
+    } catch (e) {
+      if (e instanceof MkportableError) throw new MkportableError('SYMLINK_COLLISION', `symlinks: '${symlink}' collides with the image: ${e.message}`, symlink);
+      throw e;
+    }
+  }
+}
+
+function listFiles(tree: ImageTree): BuildFile[] {
+  return walkTree(tree).map((p) => {
+    const e = tree.entries.get(p)!;
+    const f: BuildFile = { path: p, type: e.type, mode: e.mode.toString(8).padStart(4, '0'), origin: e.origin, reason: e.reason };
+    if (e.type === 'file') f.size = e.size;
+    if (e.type === 'symlink') f.target = e.target;
+    return f;
+  });
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Build a portable service image: the typed library entry point behind `mkportable build`. */
+export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
+  const step = hooks.progress ?? (() => {});
+  step('checking options');
+  const opts = resolveOptions(options);
+  const units = await loadUnits(opts.units, opts.baseDir, opts.pname);
+  const source = hooks.source ?? hostSource();
+  const warnings: BuildWarning[] = [];
+
+  step('planning the image');
+  const fields = osReleaseFields({
+    pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
+    sourceOs: await readSourceOs(source), overrides: opts.osRelease,
+  });
+  const tree = createTree();
+  planSkeleton(tree, opts, units, fields);
+
+  step('resolving the closure');
+  const closure = createClosure(source, tree, opts.mtime, warnings);
+  await addUnitPrograms(closure, units);
+  await addContents(closure, opts);
+  await addLdConfig(closure);
+  addSymlinks(tree, opts);
+  addMinimalEtc(tree, opts.mtime);
+
+  const name = `${opts.pname}_${opts.version}`;
+  const image = path.join(opts.outDir, `${name}.raw`);
+  await fs.mkdir(opts.outDir, { recursive: true });
+  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  step(`writing ${image} with mksquashfs`);
+  try {
+    await writeWithMksquashfs(tree, tmp, {
+      compression: opts.compression, blockSize: opts.blockSize, mtime: opts.mtime, squashfsTools: opts.squashfsTools,
+    });
+    const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
+    await fs.rename(tmp, image);
+    return {
+      image, name, size: st.size, sha256, backend: 'mksquashfs',
+      units: units.map((u) => u.name),
+      osRelease: Object.fromEntries(fields),
+      files: listFiles(tree),
+      warnings,
+    };
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,286 @@
+import path from 'node:path/posix';
+import { MkportableError, type BuildWarning } from '../errors.js';
+import type { Source, SourceStat } from '../sources/source.js';
+import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
+import { addEntry, ensureDirs } from '../plan/add.js';
+import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
+import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
+import { realpathIn } from './realpath.js';
+import { parseShebang, envProgram } from './shebang.js';
+
+/** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
+export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
+
+const MAX_SYMLINKS = 40;
+
+/** Why a path is being added: shown in the BuildResult, and whether a missing dependency is fatal. */
+export interface Why {
+  reason: string;
+  /** Fatal when a dependency is missing (unit programs); otherwise a warning (files inside contents folders). */
+  strict: boolean;
+  /** PATH used for `#!/usr/bin/env NAME`. */
+  envPath: string[];
+}
+
+export interface Closure {
+  source: Source;
+  tree: ImageTree;
+  mtime: number;
+  warnings: BuildWarning[];
+  /** Paths (real, inside the source) already analysed, with the strictness they were analysed with. */
+  analysed: Map<string, boolean>;
+  visitedDirs: Set<string>;
+  ldSoConf?: Promise<string[]>;
+  /** Set once a dynamically linked ELF is in the image: the runtime linker's config then goes in too. */
+  needsLdConfig: boolean;
+}
+
+export function createClosure(source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[]): Closure {
+  return { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false };
+}
+
+function fail(c: Closure, why: Why, err: MkportableError): void {
+  if (why.strict) throw err;
+  c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: err.message, subject: err.subject });
+}
+
+function origin(c: Closure, p: string): string {
+  return `${c.source.name}:${p}`;
+}
+
+function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): void {
+  const base = { mode: st.mode, uid: 0, gid: 0, mtime: c.mtime, reason: why.reason, origin: origin(c, p) };
+  switch (st.type) {
+    case 'dir':
+      addEntry(c.tree, p, { ...base, type: 'dir' }, 'keep');
+      return;
+    case 'file':
+      addEntry(c.tree, p, { ...base, type: 'file', size: st.size, content: { kind: 'source', source: c.source, path: p } }, 'keep');
+      return;
+    case 'symlink':
+      addEntry(c.tree, p, { ...base, mode: 0o777, type: 'symlink', target: target! }, 'keep');
+      return;
+    case 'char':
+    case 'block':
+      addEntry(c.tree, p, { ...base, type: st.type, major: st.rdev?.major ?? 0, minor: st.rdev?.minor ?? 0 }, 'keep');
+      return;
+    default:
+      addEntry(c.tree, p, { ...base, type: st.type }, 'keep');
+  }
+}
+
+/**
+ * Walk `p` component by component inside the source, the way the kernel would: every symlink met on the way is
+ * put into the image as a symlink and the walk continues at its target, so `/lib64/ld-linux-x86-64.so.2` brings
+ * `/lib64 -> usr/lib64` and what it points to. Returns the real path and its stat, or null when missing.
+ */
+async function walkIn(c: Closure, p: string, why: Why): Promise<{ real: string; stat: SourceStat } | null> {
+  let done = '/';
+  let rest = p.split('/').filter((s) => s !== '' && s !== '.');
+  let links = 0;
+  let stat: SourceStat | null = await c.source.lstat('/');
+  while (rest.length > 0) {
+    const comp = rest.shift()!;
+    if (comp === '..') {
+      done = parentOf(done);
+      continue;
+    }
+    const cand = done === '/' ? `/${comp}` : `${done}/${comp}`;
+    stat = await c.source.lstat(cand);
+    if (!stat) return null;
+    if (stat.type === 'symlink') {
+      if (++links > MAX_SYMLINKS) throw new MkportableError('SYMLINK_LOOP', `${p}: too many levels of symbolic links in ${c.source.name}`, p);
+      const target = await c.source.readlink(cand);
+      addFromStat(c, cand, stat, why, target);
+      if (target.startsWith('/')) done = '/';
+      rest = [...target.split('/').filter((s) => s !== '' && s !== '.'), ...rest];
+      continue;
+    }
+    if (rest.length > 0 && stat.type !== 'dir') return null;
+    if (stat.type === 'dir') addFromStat(c, cand, stat, why);
+    done = cand;
+  }
+  return stat ? { real: done, stat } : null;
+}
+
+/**
+ * Add a path of the source to the image at the same path, with everything it needs at run time.
+ * `recursive` adds a directory's whole subtree. Returns the real path, or null when the path does not exist.
+ */
+export async function addPath(c: Closure, p: string, why: Why, recursive = false): Promise<string | null> {
+  const found = await walkIn(c, normalizeImagePath(p), why);
+  if (!found) return null;
+  const { real, stat } = found;
+  if (stat.type === 'file') {
+    addFromStat(c, real, stat, why);
+    await analyseFile(c, real, stat, why);
+  } else if (stat.type === 'dir') {
+    if (recursive) await addDirectory(c, real, why);
+  } else {
+    addFromStat(c, real, stat, why);
+  }
+  return real;
+}
+
+async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {
+  if (c.visitedDirs.has(dir)) return;
+  c.visitedDirs.add(dir);
+  const inner: Why = { ...why, strict: false };
+  for (const name of await c.source.readdir(dir)) {
+    const child = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    const st = await c.source.lstat(child);
+    if (!st) continue;
+    if (st.type === 'symlink') {
+      const resolved = await addPath(c, child, inner, true);
+      if (resolved === null) {
+        fail(c, inner, new MkportableError('PATH_NOT_FOUND', `${child}: symlink to '${await c.source.readlink(child)}', which does not exist in ${c.source.name}`, child));
+      }
+    } else if (st.type === 'dir') {
+      addFromStat(c, child, st, inner);
+      await addDirectory(c, child, inner);
+    } else {
+      addFromStat(c, child, st, inner);
+      if (st.type === 'file') await analyseFile(c, child, st, inner);
+    }
+  }
+}
+
+/** Look at a file's first bytes: ELF objects bring their interpreter and libraries, scripts their interpreter. */
+async function analyseFile(c: Closure, real: string, st: SourceStat, why: Why): Promise<void> {
+  const seen = c.analysed.get(real);
+  if (seen === true || (seen === false && !why.strict)) return;
+  c.analysed.set(real, why.strict);
+  if (st.size < 4) return;
+  let head: Uint8Array;
+  try {
+    head = await c.source.read(real, 0, 256);
+  } catch (e) {
+    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${(e as Error).message}`, real);
+  }
+  if (isElfMagic(head)) {
+    let info: ElfInfo;
+    try {
+      info = await readElfInfo((o, l) => c.source.read(real, o, l), st.size, real);
+    } catch (e) {
+      if (e instanceof MkportableError && !why.strict) {
+        c.warnings.push({ code: 'ELF_UNPARSED', message: e.message, subject: real });
+        return;
+      }
+      throw e;
+    }
+    await addElfNeeds(c, real, info, [], why);
+  } else if (head[0] === 0x23 && head[1] === 0x21) {
+    await addScriptInterpreter(c, real, head, why);
+  }
+}
+
+async function requirePath(c: Closure, p: string, why: Why, what: string, who: string): Promise<string | null> {
+  const real = await addPath(c, p, { ...why, reason: `${what} of ${who}` });
+  if (real === null) {
+    fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${who} needs ${what} ${p}, which does not exist in ${c.source.name}`, who));
+  }
+  return real;
+}
+
+/**
+ * `obj` is the path the object is loaded under: ld.so takes `$ORIGIN` of a library from that path as found, and
+ * of the main program from its real path (the caller passes the real path for programs).
+ */
+async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: string[], why: Why): Promise<void> {
+  if (info.interpreter) await requirePath(c, info.interpreter, why, 'its ELF interpreter', obj);
+  if (info.needed.length === 0) return;
+  c.needsLdConfig = true;
+  c.ldSoConf ??= readLdSoConf(c.source);
+  const ldSoConfDirs = await c.ldSoConf;
+  const originDir = path.dirname(obj);
+  const lib = await libToken(c.source, info);
+  const rpath = info.rpath ? expandOrigin(info.rpath, originDir, lib) : [];
+  const runpath = info.runpath ? expandOrigin(info.runpath, originDir, lib) : [];
+  // An object with RUNPATH ignores RPATHs for its own needs; its needs still inherit the loaders' RPATHs.
+  const ownChain = [...rpath, ...loaderRpath];
+  const rpathChain = info.runpath ? [] : ownChain;
+  const childChain = info.runpath ? loaderRpath : ownChain;
+  for (const name of info.needed) {
+    let found: string | undefined;
+    try {
+      found = await findLibrary({
+        source: c.source,
+        name,
+        requester: { class: info.class, machine: info.machine, endian: info.endian, rpathChain, runpath },
+        ldSoConfDirs,
+      });
+    } catch (e) {
+      if (e instanceof MkportableError) {
+        fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${obj} needs library ${name}: ${e.message}`, obj));
+        continue;
+      }
+      throw e;
+    }
+    if (!found) {
+      const searched = [...rpathChain, ...runpath, ...ldSoConfDirs, ...defaultLibDirs(info.class, info.machine)];
+      fail(c, why, new MkportableError('DEPENDENCY_MISSING',
+        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(':')})`, obj));
+      continue;
+    }
+    const libWhy = { ...why, reason: `library of ${obj}` };
+    const real = await addPath(c, found, libWhy);
+    if (!real) continue;
+    // A library passes the RPATH chain on; analyse it once per chain it can be loaded with.
+    const key = `${found}\0${childChain.join(':')}`;
+    if (c.analysed.get(key) === true || (c.analysed.has(key) && !why.strict)) continue;
+    c.analysed.set(key, why.strict);
+    const st = await c.source.lstat(real);
+    if (!st) continue;
+    const libInfo = await readElfInfo((o, l) => c.source.read(real, o, l), st.size, real);
+    await addElfNeeds(c, found, libInfo, childChain, libWhy);
+  }
+}
+
+/** What ld.so substitutes for `$LIB`: Debian's multiarch folder when the source has it, else lib64/lib. */
+async function libToken(source: Source, info: ElfInfo): Promise<string> {
+  const multiarch: Record<number, string> = { 62: 'x86_64-linux-gnu', 183: 'aarch64-linux-gnu', 3: 'i386-linux-gnu' };
+  const triple = multiarch[info.machine];
+  if (triple && (await source.lstat(`/lib/${triple}`))) return `lib/${triple}`;
+  return info.class === 64 ? 'lib64' : 'lib';
+}
+
+async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array, why: Why): Promise<void> {
+  const shebang = parseShebang(head);
+  if (!shebang) return;
+  const interp = await requirePath(c, shebang.interpreter, why, 'its interpreter', script);
+  if (!interp) return;
+  const program = envProgram(shebang);
+  if (program === undefined) return;
+  if (program.includes('/')) {
+    await requirePath(c, program, why, `the program named by ${shebang.interpreter}`, script);
+    return;
+  }
+  const found = await findInPath(c.source, program, why.envPath);
+  if (!found) {
+    fail(c, why, new MkportableError('DEPENDENCY_MISSING',
+      `${script} needs '${program}' (via ${shebang.interpreter}), which is not in PATH=${why.envPath.join(':')} of ${c.source.name}`, script));
+    return;
+  }
+  await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
+}
+
+/** The first `dir/name` that is an executable regular file (following symlinks inside the source). */
+export async function findInPath(source: Source, name: string, dirs: string[]): Promise<string | undefined> {
+  for (const dir of dirs) {
+    const cand = normalizeImagePath(`${dir}/${name}`);
+    const real = await realpathIn(source, cand);
+    if (!real) continue;
+    const st = await source.lstat(real);
+    if (st?.type === 'file' && (st.mode & 0o111) !== 0) return cand;
+  }
+  return undefined;
+}
+
+/** Put /etc/ld.so.conf, its includes and the cache into the image, so the runtime linker searches as we did. */
+export async function addLdConfig(c: Closure): Promise<void> {
+  if (!c.needsLdConfig) return;
+  const why: Why = { reason: 'runtime linker configuration', strict: false, envPath: SYSTEMD_DEFAULT_PATH };
+  for (const p of ['/etc/ld.so.conf', '/etc/ld.so.cache']) await addPath(c, p, why);
+  if (await c.source.lstat('/etc/ld.so.conf.d')) await addPath(c, '/etc/ld.so.conf.d', why, true);
+  ensureDirs(c.tree, '/etc', c.mtime, 'skeleton');
+}

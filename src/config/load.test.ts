@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { findConfig, loadConfigFile } from './load.js';
+import { normalizeOptions } from './settings.js';
+import { resolveOptions } from './resolve.js';
+import { parseBlockSize, compressionWords } from './size.js';
+import { MkportableError } from '../errors.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'mkportable-config-'));
+
+test('each config file kind loads, and relative units are taken from its folder', async () => {
+  const bodies: Record<string, string> = {
+    'portable.config.json': JSON.stringify({ pname: 'demo', version: '1', units: ['demo.service'] }),
+    'portable.config.ts': "const v: string = '1';\nexport default { pname: 'demo', version: v, units: ['demo.service'] } as const;\n",
+    'portable.config.mts': "export default async () => ({ pname: 'demo', version: '1' as string, units: ['demo.service'] });\n",
+    'portable.config.mjs': "export default { pname: 'demo', version: '1', units: ['demo.service'] };\n",
+    'portable.config.js': "export default { pname: 'demo', version: '1', units: ['demo.service'] };\n",
+  };
+  for (const [name, body] of Object.entries(bodies)) {
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+    writeFileSync(path.join(dir, name), body);
+    const file = await findConfig(dir);
+    assert.equal(path.basename(file), name);
+    const o = await loadConfigFile(file);
+    assert.equal(o.pname, 'demo', name);
+    assert.equal(o.baseDir, dir);
+  }
+});
+
+test('the seed\'s hyphenated option names are accepted', () => {
+  const o = normalizeOptions('x', { pname: 'a', 'squash-compression': 'gzip', 'squash-block-size': '128K' });
+  assert.equal(o.squashCompression, 'gzip');
+  assert.equal(o.squashBlockSize, '128K');
+});
+
+test('unknown keys, wrong types and a key given twice are refused with the file named', () => {
+  const err = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof MkportableError && e.code === 'CONFIG_INVALID' && re.test(e.message));
+  err(() => normalizeOptions('cfg.json', { pnam: 'x' }), /^cfg\.json: unknown option 'pnam'/);
+  err(() => normalizeOptions('cfg.json', { units: [] }), /'units' must be a non-empty list/);
+  err(() => normalizeOptions('cfg.json', { symlinks: [{ object: '/a' }] }), /symlinks/);
+  err(() => normalizeOptions('cfg.json', { contents: '/usr' }), /'contents' must be a list of strings/);
+  err(() => normalizeOptions('cfg.json', { squashCompression: 'xz', 'squash-compression': 'gzip' }), /given twice/);
+  err(() => normalizeOptions('cfg.json', [1]), /must be an object/);
+});
+
+test('invalid JSON and a missing config name the file', async () => {
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'portable.config.json'), '{ pname: ');
+  await assert.rejects(loadConfigFile(path.join(dir, 'portable.config.json')), /portable\.config\.json: invalid JSON/);
+  await assert.rejects(findConfig(path.join(dir, 'nope')), /nope: no such file/);
+  const empty = tmp();
+  await assert.rejects(findConfig(empty), (e: unknown) => e instanceof MkportableError && e.code === 'CONFIG_NOT_FOUND');
+});
+
+test('defaults: xz with a 100% dictionary, 1M blocks, ./result', () => {
+  const r = resolveOptions({ pname: 'demo', version: '1', units: ['demo.service'] });
+  assert.deepEqual(r.compression, ['xz', '-Xdict-size', '100%']);
+  assert.equal(r.blockSize, 1 << 20);
+  assert.equal(r.outDir, path.resolve('result'));
+});
+
+test('block sizes and compression strings', () => {
+  assert.equal(parseBlockSize('1M'), 1048576);
+  assert.equal(parseBlockSize('128K'), 131072);
+  assert.equal(parseBlockSize(131072), 131072);
+  assert.equal(parseBlockSize('4096'), 4096);
+  for (const bad of ['2M', '1K', '100K', 'big', 3000]) assert.throws(() => parseBlockSize(bad), /block size|not a size/);
+  assert.deepEqual(compressionWords(' zstd  -Xcompression-level 19 '), ['zstd', '-Xcompression-level', '19']);
+  assert.throws(() => compressionWords('brotli'), /unknown compressor 'brotli'/);
+});
+
+test('contents and symlinks must be absolute paths', () => {
+  assert.throws(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], contents: ['usr/bin'] }), /must be an absolute path/);
+});

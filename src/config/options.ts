@@ -1,0 +1,47 @@
+/** The user-facing option types: what a config file, `defineConfig()` or `portableService()` accepts. */
+
+/** A unit file on disk (relative paths are relative to the config file) or given inline. */
+export type UnitSpec = string | { name: string; text: string };
+
+export interface SymlinkSpec {
+  /** What the link points to; it and its closure are put into the image. */
+  object: string;
+  /** Where the link is created in the image. */
+  symlink: string;
+}
+
+export interface PortableServiceOptions {
+  pname: string;
+  version: string;
+  units: UnitSpec[];
+  description?: string;
+  homepage?: string;
+  symlinks?: SymlinkSpec[];
+  contents?: string[];
+  /** Path to mksquashfs, or to the folder that holds it. */
+  squashfsTools?: string;
+  squashCompression?: string;
+  squashBlockSize?: string | number;
+  outDir?: string;
+  /** Extra or replaced os-release keys; null removes a key. */
+  osRelease?: Record<string, string | null>;
+  /** Timestamp for every file and the image (seconds); defaults to $SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number;
+  /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */
+  baseDir?: string;
+}
+
+/** The seed's hyphenated spellings are accepted too, e.g. `squash-compression`. */
+export type PortableServiceConfig = PortableServiceOptions & {
+  'squash-compression'?: string;
+  'squash-block-size'?: string | number;
+  'squashfs-tools'?: string;
+  'out-dir'?: string;
+  'os-release'?: Record<string, string | null>;
+  'source-date-epoch'?: number;
+};
+
+/** Identity helper that gives config files type checking. */
+export function defineConfig(options: PortableServiceConfig): PortableServiceConfig {
+  return options;
+}

@@ -1,0 +1,67 @@
+import path from 'node:path';
+import { MkportableError } from '../errors.js';
+import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
+import { DEFAULTS, normalizeOptions } from './settings.js';
+import { compressionWords, parseBlockSize } from './size.js';
+import { validatePname, validateVersion } from './names.js';
+
+/** Options after validation, with defaults applied: what the build steps read. */
+export interface ResolvedOptions {
+  pname: string;
+  version: string;
+  units: UnitSpec[];
+  description?: string;
+  homepage?: string;
+  symlinks: SymlinkSpec[];
+  contents: string[];
+  squashfsTools?: string;
+  compression: string[];
+  blockSize: number;
+  outDir: string;
+  osRelease: Record<string, string | null>;
+  mtime: number;
+  baseDir: string;
+}
+
+function requireAbsolute(where: string, p: string): void {
+  if (!p.startsWith('/')) {
+    throw new MkportableError('CONFIG_INVALID', `${where}: '${p}' must be an absolute path (it is taken from, and placed at, the same path)`, where);
+  }
+}
+
+export function resolveOptions(input: PortableServiceConfig, where = 'options'): ResolvedOptions {
+  const o = normalizeOptions(where, input);
+  for (const key of ['pname', 'version', 'units'] as const) {
+    if (o[key] === undefined) throw new MkportableError('CONFIG_INVALID', `${where}: '${key}' is required`, where);
+  }
+  validatePname(o.pname!);
+  validateVersion(o.version!);
+  for (const c of o.contents ?? []) requireAbsolute(`${where}: contents`, c);
+  for (const s of o.symlinks ?? []) {
+    requireAbsolute(`${where}: symlinks[].object`, s.object);
+    requireAbsolute(`${where}: symlinks[].symlink`, s.symlink);
+  }
+  let mtime = o.sourceDateEpoch;
+  if (mtime === undefined && process.env.SOURCE_DATE_EPOCH) {
+    mtime = Number(process.env.SOURCE_DATE_EPOCH);
+    if (!Number.isInteger(mtime) || mtime < 0) {
+      throw new MkportableError('CONFIG_INVALID', `SOURCE_DATE_EPOCH: '${process.env.SOURCE_DATE_EPOCH}' is not a number of seconds`, 'SOURCE_DATE_EPOCH');
+    }
+  }
+  return {
+    pname: o.pname!,
+    version: o.version!,
+    units: o.units!,
+    description: o.description,
+    homepage: o.homepage,
+    symlinks: o.symlinks ?? [],
+    contents: o.contents ?? [],
+    squashfsTools: o.squashfsTools,
+    compression: compressionWords(o.squashCompression ?? DEFAULTS.squashCompression),
+    blockSize: parseBlockSize(o.squashBlockSize ?? DEFAULTS.squashBlockSize),
+    outDir: path.resolve(o.outDir ?? DEFAULTS.outDir),
+    osRelease: o.osRelease ?? {},
+    mtime: mtime ?? 0,
+    baseDir: path.resolve(o.baseDir ?? '.'),
+  };
+}

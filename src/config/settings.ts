@@ -1,0 +1,120 @@
+import { MkportableError } from '../errors.js';
+import type { PortableServiceOptions } from './options.js';
+
+/**
+ * One table drives config validation, the CLI flags and `--help`, so a setting cannot exist in one and not
+ * the others.
+ */
+export type SettingKind = 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record';
+
+export interface Setting {
+  key: keyof PortableServiceOptions;
+  kind: SettingKind;
+  /** CLI flag (without "--"); repeatable for list kinds. */
+  flag: string;
+  help: string;
+  default?: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  { key: 'pname', kind: 'string', flag: 'pname', help: 'service name; image prefix and unit prefix ([A-Za-z0-9.-])' },
+  { key: 'version', kind: 'string', flag: 'version', help: 'image version, after the "_" in the file name' },
+  { key: 'units', kind: 'units', flag: 'unit', help: 'unit file to ship (repeatable); names must start with pname' },
+  { key: 'description', kind: 'string', flag: 'description', help: 'PORTABLE_PRETTY_NAME in os-release' },
+  { key: 'homepage', kind: 'string', flag: 'homepage', help: 'HOME_URL in os-release' },
+  { key: 'symlinks', kind: 'symlinks', flag: 'symlink', help: 'SYMLINK=OBJECT: link in the image to OBJECT, with its closure (repeatable)' },
+  { key: 'contents', kind: 'string[]', flag: 'contents', help: 'host file or directory to add with its closure (repeatable)' },
+  { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', help: 'mksquashfs binary or the folder holding it', default: 'mksquashfs on PATH' },
+  { key: 'squashCompression', kind: 'string', flag: 'squash-compression', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
+  { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
+  { key: 'outDir', kind: 'string', flag: 'out', help: 'output folder (relative to the working directory)', default: './result' },
+  { key: 'osRelease', kind: 'record', flag: 'os-release', help: 'KEY=VALUE added to /etc/os-release; KEY= removes it (repeatable)' },
+  { key: 'sourceDateEpoch', kind: 'number', flag: 'source-date-epoch', help: 'timestamp of every file', default: '$SOURCE_DATE_EPOCH or 0' },
+];
+
+export const DEFAULTS = {
+  squashCompression: 'xz -Xdict-size 100%',
+  squashBlockSize: '1M',
+  outDir: './result',
+} as const;
+
+/** `squashCompression` → `squash-compression`: the seed's spelling. */
+export function hyphenate(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+const bad = (where: string, key: string, want: string, value: unknown) =>
+  new MkportableError('CONFIG_INVALID', `${where}: '${key}' must be ${want}, got ${JSON.stringify(value)}`, where);
+
+/** Check one value against its setting's kind; returns the value in its canonical shape. */
+export function checkSetting(where: string, setting: Setting, value: unknown): unknown {
+  const { key, kind } = setting;
+  const isStr = (v: unknown) => typeof v === 'string';
+  switch (kind) {
+    case 'string':
+      if (!isStr(value)) throw bad(where, key, 'a string', value);
+      return value;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw bad(where, key, 'a non-negative integer', value);
+      return value;
+    case 'size':
+      if (!isStr(value) && typeof value !== 'number') throw bad(where, key, 'a size like "1M" or a number', value);
+      return value;
+    case 'string[]':
+      if (!Array.isArray(value) || !value.every(isStr)) throw bad(where, key, 'a list of strings', value);
+      return value;
+    case 'units':
+      if (!Array.isArray(value) || value.length === 0) throw bad(where, key, 'a non-empty list of unit files', value);
+      for (const u of value) {
+        const inline = u && typeof u === 'object' && isStr((u as { name: unknown }).name) && isStr((u as { text: unknown }).text)
+          && Object.keys(u).every((k) => k === 'name' || k === 'text');
+        if (!isStr(u) && !inline) throw bad(where, key, 'a list of paths or { name, text } objects', u);
+      }
+      return value;
+    case 'symlinks':
+      if (!Array.isArray(value)) throw bad(where, key, 'a list of { object, symlink }', value);
+      for (const s of value) {
+        const ok = s && typeof s === 'object' && isStr((s as { object: unknown }).object) && isStr((s as { symlink: unknown }).symlink)
+          && Object.keys(s).every((k) => k === 'object' || k === 'symlink');
+        if (!ok) throw bad(where, key, 'a list of { object, symlink }', s);
+      }
+      return value;
+    case 'record':
+      if (!value || typeof value !== 'object' || Array.isArray(value)) throw bad(where, key, 'an object of KEY: value', value);
+      for (const [k, v] of Object.entries(value)) if (v !== null && !isStr(v)) throw bad(where, `${key}.${k}`, 'a string or null', v);
+      return value;
+  }
+}
+
+/**
+ * Accept camelCase and hyphenated keys, refuse unknown keys and wrong types, and return the options in
+ * canonical camelCase.
+ */
+export function normalizeOptions(where: string, raw: unknown): Partial<PortableServiceOptions> {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new MkportableError('CONFIG_INVALID', `${where}: the config must be an object`, where);
+  }
+  const byName = new Map<string, Setting>();
+  for (const s of SETTINGS) {
+    byName.set(s.key, s);
+    byName.set(hyphenate(s.key), s);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (name === 'baseDir') {
+      out.baseDir = checkSetting(where, { key: 'baseDir', kind: 'string', flag: '', help: '' }, value);
+      continue;
+    }
+    const setting = byName.get(name);
+    if (!setting) {
+      const known = SETTINGS.map((s) => s.key).join(', ');
+      throw new MkportableError('CONFIG_INVALID', `${where}: unknown option '${name}' (known: ${known})`, where);
+    }
+    if (setting.key in out) {
+      throw new MkportableError('CONFIG_INVALID', `${where}: '${setting.key}' is given twice (as '${name}' and another spelling)`, where);
+    }
+    if (value === undefined) continue;
+    out[setting.key] = checkSetting(where, setting, value);
+  }
+  return out as Partial<PortableServiceOptions>;
+}

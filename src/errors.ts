@@ -1,0 +1,48 @@
+/**
+ * One error type for the whole library: a stable code, a one-line message naming the offending file or
+ * setting, and the path it concerns. The library never prints and never exits; the CLI maps codes to exit codes.
+ */
+export type ErrorCode =
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_INVALID'
+  | 'NAME_INVALID'
+  | 'UNIT_UNREADABLE'
+  | 'UNIT_IGNORED'
+  | 'UNIT_INVALID'
+  | 'EXEC_NOT_FOUND'
+  | 'DEPENDENCY_MISSING'
+  | 'PATH_NOT_FOUND'
+  | 'SYMLINK_COLLISION'
+  | 'SYMLINK_LOOP'
+  | 'ELF_INVALID'
+  | 'SOURCE_READ'
+  | 'MKSQUASHFS_NOT_FOUND'
+  | 'MKSQUASHFS_FAILED'
+  | 'COMPRESSION_INVALID'
+  | 'OUTPUT_FAILED';
+
+export class MkportableError extends Error {
+  readonly code: ErrorCode;
+  /** The file, path or setting the error is about, when there is one. */
+  readonly subject?: string;
+
+  constructor(code: ErrorCode, message: string, subject?: string) {
+    super(message);
+    this.name = 'MkportableError';
+    this.code = code;
+    this.subject = subject;
+  }
+}
+
+export function isMkportableError(e: unknown): e is MkportableError {
+  return e instanceof MkportableError;
+}
+
+/** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
+export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC';
+
+export interface BuildWarning {
+  code: WarningCode;
+  message: string;
+  subject?: string;
+}

@@ -1,0 +1,319 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs, existsSync, readdirSync, statSync, realpathSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { isElfMagic, readElfInfo, type ElfInfo, type ElfRead } from './elf.js';
+import { MkportableError } from '../errors.js';
+
+const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
+const READELF = hasTool('readelf');
+const OBJDUMP = hasTool('objdump');
+
+const memRead = (buf: Uint8Array, log?: { bytes: number; maxLen: number }): ElfRead => async (off, len) => {
+  if (log) { log.bytes += len; log.maxLen = Math.max(log.maxLen, len); }
+  return buf.subarray(off, off + len);
+};
+
+async function fileInfo(p: string, log?: { bytes: number; maxLen: number }): Promise<ElfInfo> {
+  const fh = await fs.open(p, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    return await readElfInfo(async (off, len) => {
+      if (log) { log.bytes += len; log.maxLen = Math.max(log.maxLen, len); }
+      const b = Buffer.alloc(len);
+      const { bytesRead } = await fh.read(b, 0, len, off);
+      return b.subarray(0, bytesRead);
+    }, size, p);
+  } finally {
+    await fh.close();
+  }
+}
+
+interface Expected { needed: string[]; soname?: string; rpath?: string; runpath?: string; interpreter?: string }
+
+/** What binutils says about a file (the oracle; the product itself never runs these). */
+function binutilsView(p: string): Expected | undefined {
+  if (READELF) {
+    const d = spawnSync('readelf', ['-dlW', p], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
+    const all = (re: RegExp) => [...d.matchAll(re)].map((m) => m[1]);
+    return {
+      needed: all(/\(NEEDED\)\s+Shared library: \[(.*)\]/g),
+      soname: all(/\(SONAME\)\s+Library soname: \[(.*)\]/g)[0],
+      rpath: all(/\(RPATH\)\s+Library rpath: \[(.*)\]/g)[0],
+      runpath: all(/\(RUNPATH\)\s+Library runpath: \[(.*)\]/g)[0],
+      interpreter: all(/\[Requesting program interpreter: (.*)\]/g)[0],
+    };
+  }
+  if (OBJDUMP) {
+    const d = spawnSync('objdump', ['-p', p], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
+    const all = (tag: string) => [...d.matchAll(new RegExp(`^\\s+${tag}\\s+(\\S.*)$`, 'gm'))].map((m) => m[1].trim());
+    return {
+      needed: all('NEEDED'), soname: all('SONAME')[0], rpath: all('RPATH')[0], runpath: all('RUNPATH')[0],
+      interpreter: undefined, // objdump -p does not print PT_INTERP's contents
+    };
+  }
+  return undefined;
+}
+
+function assertMatchesBinutils(p: string, info: ElfInfo) {
+  const want = binutilsView(p);
+  if (!want) return;
+  assert.deepEqual(info.needed, want.needed, `${p}: needed`);
+  assert.equal(info.soname, want.soname, `${p}: soname`);
+  assert.equal(info.rpath, want.rpath, `${p}: rpath`);
+  assert.equal(info.runpath, want.runpath, `${p}: runpath`);
+  if (READELF) assert.equal(info.interpreter, want.interpreter, `${p}: interpreter`);
+}
+
+const libc = ['/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6', '/usr/lib64/libc.so.6', '/lib/libc.so.6'].find(existsSync);
+const named = ['/usr/bin/bash', '/usr/bin/ls', '/usr/bin/memcached', '/usr/bin/node', process.execPath, libc]
+  .filter((p): p is string => !!p && existsSync(p));
+
+test('isElfMagic', () => {
+  assert.equal(isElfMagic(new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 2, 1])), true);
+  assert.equal(isElfMagic(new Uint8Array([0x7f, 0x45, 0x4c])), false);
+  assert.equal(isElfMagic(new TextEncoder().encode('#!/bin/sh\n')), false);
+});
+
+test('named host binaries match readelf/objdump', { skip: !READELF && !OBJDUMP && 'no binutils' }, async () => {
+  assert.ok(named.length >= 3);
+  for (const p of named) {
+    const info = await fileInfo(p);
+    assert.equal(info.class, os.arch().endsWith('64') ? 64 : 32);
+    assert.ok(info.type === 2 || info.type === 3, `${p}: type ${info.type}`);
+    assertMatchesBinutils(p, info);
+  }
+});
+
+test('libc reports its soname', { skip: !libc && 'no libc found' }, async () => {
+  const info = await fileInfo(libc!);
+  assert.equal(info.soname, 'libc.so.6');
+  assert.equal(info.type, 3);
+});
+
+test('executables have an interpreter and needs libc', async () => {
+  for (const p of ['/usr/bin/bash', '/usr/bin/ls'].filter(existsSync)) {
+    const info = await fileInfo(p);
+    assert.match(info.interpreter ?? '', /^\/.*ld.*\.so/);
+    assert.ok(info.needed.includes('libc.so.6'), `${p}: ${info.needed}`);
+  }
+});
+
+test('reads a large binary with a few small random-access reads', async () => {
+  const big = realpathSync(process.execPath);
+  const log = { bytes: 0, maxLen: 0 };
+  const info = await fileInfo(big, log);
+  assert.ok(info.needed.length > 0);
+  assert.ok(log.bytes < 256 * 1024, `read ${log.bytes} bytes of ${statSync(big).size}`);
+});
+
+test('many host ELF files match readelf', { skip: !READELF && 'no readelf' }, async () => {
+  const dirs = ['/usr/bin', '/usr/sbin', '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib'];
+  const files: string[] = [];
+  for (const d of dirs.filter(existsSync)) {
+    const before = files.length;
+    for (const n of readdirSync(d).sort()) {
+      if (files.length - before >= 60) break; // a sample from each directory keeps the test fast
+      const p = path.join(d, n);
+      try {
+        if (!statSync(p).isFile()) continue;
+        const fh = await fs.open(p, 'r');
+        const head = Buffer.alloc(4);
+        await fh.read(head, 0, 4, 0);
+        await fh.close();
+        if (isElfMagic(head)) files.push(p);
+      } catch { /* unreadable: not our concern */ }
+    }
+  }
+  assert.ok(files.length > 20);
+  for (const p of files) assertMatchesBinutils(p, await fileInfo(p));
+});
+
+test('static binaries have no interpreter and no DT_NEEDED', async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'elf-static-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const candidates: string[] = [];
+  const src = path.join(dir, 's.c');
+  await fs.writeFile(src, 'int main(void){return 0;}\n');
+  for (const [out, flags] of [['static', ['-static']], ['static-pie', ['-static-pie']]] as const) {
+    const r = spawnSync('gcc', [...flags, '-o', path.join(dir, out), src]);
+    if (r.status === 0) candidates.push(path.join(dir, out));
+  }
+  if (existsSync('/usr/sbin/ldconfig')) candidates.push('/usr/sbin/ldconfig'); // static-pie on glibc distros
+  if (!candidates.length) return t.skip('no static binary available');
+  for (const p of candidates) {
+    const info = await fileInfo(p);
+    if (p === '/usr/sbin/ldconfig' && info.interpreter) continue; // some distros link it dynamically
+    assert.equal(info.interpreter, undefined, p);
+    assert.deepEqual(info.needed, [], p);
+  }
+});
+
+// ---- synthetic files: both byte orders and both classes, plus the .dynstr fallback ----
+
+interface Synth { is64: boolean; le: boolean; mapStrtab: boolean; needed: string[]; soname?: string; runpath?: string; interp?: string }
+
+/** Lays out: ehdr | phdrs | interp | dynstr | dynamic | shdrs (null, .dynstr, .dynamic). */
+function buildElf(o: Synth): Uint8Array {
+  const w = o.is64 ? 8 : 4;
+  const ehsize = o.is64 ? 64 : 52, phsize = o.is64 ? 56 : 32, shsize = o.is64 ? 64 : 40;
+  const enc = new TextEncoder();
+  const strs: number[] = [0];
+  const strOff = (s: string) => { const at = strs.length; strs.push(...enc.encode(s), 0); return at; };
+  const dyn: Array<[number, number]> = o.needed.map((n) => [1, strOff(n)]);
+  if (o.soname) dyn.push([14, strOff(o.soname)]);
+  if (o.runpath) dyn.push([29, strOff(o.runpath)]);
+  const interp = o.interp ? [...enc.encode(o.interp), 0] : [];
+  const nph = (o.interp ? 1 : 0) + 2;
+  const interpOff = ehsize + nph * phsize;
+  const strtabOff = interpOff + interp.length;
+  const dynOff = strtabOff + strs.length + ((8 - ((strtabOff + strs.length) % 8)) % 8);
+  const BASE = 0x10000; // vaddr = BASE + file offset inside the one PT_LOAD
+  dyn.push([5, BASE + strtabOff], [10, strs.length], [0, 0]);
+  const dynSize = dyn.length * 2 * w;
+  const shOff = dynOff + dynSize;
+  const size = shOff + 3 * shsize;
+  const b = new Uint8Array(size);
+  const dv = new DataView(b.buffer);
+  const put = (at: number, v: number, bytes: number) => {
+    if (bytes === 2) dv.setUint16(at, v, o.le);
+    else if (bytes === 4) dv.setUint32(at, v, o.le);
+    else dv.setBigUint64(at, BigInt(v), o.le);
+  };
+  b.set([0x7f, 0x45, 0x4c, 0x46, o.is64 ? 2 : 1, o.le ? 1 : 2, 1, 0]);
+  put(16, 3, 2); put(18, o.is64 ? 43 : 20, 2); put(20, 1, 4);
+  put(o.is64 ? 32 : 28, ehsize, w); put(o.is64 ? 40 : 32, shOff, w);
+  put(o.is64 ? 52 : 40, ehsize, 2); put(o.is64 ? 54 : 42, phsize, 2); put(o.is64 ? 56 : 44, nph, 2);
+  put(o.is64 ? 58 : 46, shsize, 2); put(o.is64 ? 60 : 48, 3, 2);
+  const phdr = (i: number, type: number, off: number, vaddr: number, filesz: number) => {
+    const at = ehsize + i * phsize;
+    put(at, type, 4);
+    put(at + (o.is64 ? 8 : 4), off, w); put(at + (o.is64 ? 16 : 8), vaddr, w);
+    put(at + (o.is64 ? 32 : 16), filesz, w); put(at + (o.is64 ? 40 : 20), filesz, w);
+  };
+  let i = 0;
+  if (o.interp) phdr(i++, 3, interpOff, BASE + interpOff, interp.length);
+  // With mapStrtab false the PT_LOAD stops short of .dynstr, forcing the section header fallback.
+  phdr(i++, 1, 0, BASE, o.mapStrtab ? size : strtabOff);
+  phdr(i++, 2, dynOff, BASE + dynOff, dynSize);
+  b.set(interp, interpOff);
+  b.set(strs, strtabOff);
+  dyn.forEach(([tag, val], k) => { put(dynOff + k * 2 * w, tag, w); put(dynOff + k * 2 * w + w, val, w); });
+  const shdr = (k: number, type: number, addr: number, off: number, sz: number, link: number) => {
+    const at = shOff + k * shsize;
+    put(at + 4, type, 4);
+    put(at + (o.is64 ? 16 : 12), addr, w); put(at + (o.is64 ? 24 : 16), off, w); put(at + (o.is64 ? 32 : 20), sz, w);
+    put(at + (o.is64 ? 40 : 24), link, 4);
+  };
+  shdr(1, 3, BASE + strtabOff, strtabOff, strs.length, 0);
+  shdr(2, 6, BASE + dynOff, dynOff, dynSize, 1);
+  return b;
+}
+
+test('synthetic ELF32/ELF64 in both byte orders, with and without a mapped string table', async () => {
+  for (const is64 of [false, true]) {
+    for (const le of [true, false]) {
+      for (const mapStrtab of [true, false]) {
+        const spec: Synth = { is64, le, mapStrtab, needed: ['libfoo.so.1', 'libbar.so.2'], soname: 'libme.so.3', runpath: '$ORIGIN/../lib', interp: '/lib/ld.so.1' };
+        const b = buildElf(spec);
+        const info = await readElfInfo(memRead(b), b.length, 'synthetic');
+        assert.deepEqual(info, {
+          class: is64 ? 64 : 32, endian: le ? 'le' : 'be', machine: is64 ? 43 : 20, osabi: 0, type: 3,
+          interpreter: '/lib/ld.so.1', needed: ['libfoo.so.1', 'libbar.so.2'], soname: 'libme.so.3', runpath: '$ORIGIN/../lib',
+        }, JSON.stringify({ is64, le, mapStrtab }));
+      }
+    }
+  }
+});
+
+// ---- malformed input: always a result or ELF_INVALID, never anything else, and bounded reads ----
+
+async function expectValidOrElfInvalid(b: Uint8Array, label: string): Promise<'ok' | 'invalid'> {
+  const log = { bytes: 0, maxLen: 0 };
+  try {
+    await readElfInfo(memRead(b, log), b.length, label);
+    return 'ok';
+  } catch (e) {
+    assert.ok(e instanceof MkportableError, `${label}: threw ${(e as Error)?.stack ?? e}`);
+    assert.equal(e.code, 'ELF_INVALID', label);
+    assert.ok(e.message.startsWith(`${label}: `), e.message);
+    return 'invalid';
+  } finally {
+    assert.ok(log.maxLen <= b.length, `${label}: asked for ${log.maxLen} bytes of a ${b.length}-byte file`);
+  }
+}
+
+/** A small real dynamically linked file, with its interesting regions (headers, dynamic, dynstr). */
+async function sample(): Promise<{ bytes: Uint8Array; hot: number[] }> {
+  const p = ['/usr/bin/true', '/usr/bin/ls', '/usr/bin/bash'].find(existsSync)!;
+  const bytes = new Uint8Array(await fs.readFile(p));
+  const hot = new Set<number>();
+  for (let k = 0; k < 64 + 14 * 56; k++) hot.add(k);
+  if (READELF) {
+    const d = spawnSync('readelf', ['-SW', p], { encoding: 'utf8' }).stdout;
+    for (const m of d.matchAll(/\s(\.dynamic|\.dynstr|\.interp)\s+\S+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)/g)) {
+      const off = parseInt(m[2], 16), len = Math.min(parseInt(m[3], 16), 4096);
+      for (let k = off; k < off + len; k++) hot.add(k);
+    }
+  }
+  return { bytes, hot: [...hot].filter((k) => k < bytes.length).sort((a, b) => a - b) };
+}
+
+test('truncated real binary: every cut gives a result or ELF_INVALID', async () => {
+  const { bytes, hot } = await sample();
+  const cuts = new Set<number>([0, 1, 3, 4, 15, 16, 17, 51, 52, 63, 64, bytes.length - 1]);
+  for (let k = 0; k < 8192 && k < bytes.length; k += 13) cuts.add(k);
+  for (const k of hot) if (k % 5 === 0) cuts.add(k);
+  for (let k = 0; k < bytes.length; k += Math.max(1, Math.floor(bytes.length / 200))) cuts.add(k);
+  let invalid = 0;
+  for (const cut of cuts) if ((await expectValidOrElfInvalid(bytes.subarray(0, cut), `cut@${cut}`)) === 'invalid') invalid++;
+  assert.ok(invalid > 0);
+  assert.equal(await expectValidOrElfInvalid(bytes.subarray(0, 10), 'tiny'), 'invalid');
+});
+
+test('corrupted header, program headers, dynamic section and strings: result or ELF_INVALID', async () => {
+  const { bytes, hot } = await sample();
+  for (const k of hot) {
+    for (const v of [0x00, 0xff, bytes[k] ^ 0x80, bytes[k] ^ 0x01]) {
+      const b = bytes.slice();
+      b[k] = v;
+      await expectValidOrElfInvalid(b, `byte@${k}=${v}`);
+    }
+  }
+});
+
+test('random multi-byte corruption (seeded)', async () => {
+  const { bytes, hot } = await sample();
+  let seed = 0x2545f491;
+  const rnd = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };
+  for (let iter = 0; iter < 1500; iter++) {
+    const b = bytes.slice();
+    const flips = 1 + rnd(6);
+    for (let j = 0; j < flips; j++) b[hot[rnd(hot.length)]] = rnd(256);
+    const cut = rnd(4) === 0 ? rnd(b.length) : b.length;
+    await expectValidOrElfInvalid(b.subarray(0, cut), `fuzz#${iter}`);
+  }
+});
+
+test('hostile synthetic headers are rejected without large reads', async () => {
+  const base = buildElf({ is64: true, le: true, mapStrtab: true, needed: ['liba.so'] });
+  const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const cases: Array<[string, (b: Uint8Array) => void]> = [
+    ['phnum 0xffff without sections', (b) => { dv(b).setUint16(56, 0xffff, true); dv(b).setBigUint64(40, 0n, true); }],
+    ['phoff huge', (b) => dv(b).setBigUint64(32, 0xffffffffffffff00n, true)],
+    ['phentsize odd', (b) => dv(b).setUint16(54, 7, true)],
+    ['bad class', (b) => { b[4] = 9; }],
+    ['bad data', (b) => { b[5] = 0; }],
+    ['needed offset past strtab', (b) => {
+      const dynOff = Number(dv(b).getBigUint64(64 + 56 + 8, true));
+      dv(b).setBigUint64(dynOff + 8, 0x7fffffffn, true);
+    }],
+  ];
+  for (const [label, mutate] of cases) {
+    const b = base.slice();
+    mutate(b);
+    assert.equal(await expectValidOrElfInvalid(b, label), 'invalid', label);
+  }
+});

@@ -1,0 +1,6 @@
+export { portableService, type BuildResult, type BuildFile, type BuildHooks } from './build.js';
+export { defineConfig, type PortableServiceOptions, type PortableServiceConfig, type UnitSpec, type SymlinkSpec } from './config/options.js';
+export { findConfig, loadConfigFile } from './config/load.js';
+export { MkportableError, type ErrorCode, type BuildWarning, type WarningCode } from './errors.js';
+export type { Source, SourceStat } from './sources/source.js';
+export { directorySource, hostSource } from './sources/host.js';

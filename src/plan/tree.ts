@@ -1,0 +1,86 @@
+import type { Source } from '../sources/source.js';
+
+/**
+ * The in-memory image tree: absolute image path -> entry. Writers consume only this, so the native writer and
+ * mksquashfs produce images of the same tree.
+ */
+export type FileContent =
+  | { kind: 'source'; source: Source; path: string }
+  | { kind: 'bytes'; data: Uint8Array };
+
+interface EntryBase {
+  /** Permission bits including setuid/setgid/sticky. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  /** Why the entry is in the image ("unit", "closure of /usr/bin/memcached", "skeleton", ...). */
+  reason: string;
+  /** Where the bytes or the link came from ("host:/usr/lib/x86_64-linux-gnu/libc.so.6", "generated"). */
+  origin: string;
+}
+
+export type Entry =
+  | (EntryBase & { type: 'dir' })
+  | (EntryBase & { type: 'file'; size: number; content: FileContent })
+  | (EntryBase & { type: 'symlink'; target: string })
+  | (EntryBase & { type: 'char' | 'block'; major: number; minor: number })
+  | (EntryBase & { type: 'fifo' | 'socket' });
+
+export interface ImageTree {
+  entries: Map<string, Entry>;
+}
+
+export function createTree(): ImageTree {
+  return { entries: new Map() };
+}
+
+/** Normalise to an absolute path without trailing slash, "." or ".." components. */
+export function normalizeImagePath(p: string): string {
+  const out: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') out.pop();
+    else out.push(part);
+  }
+  return '/' + out.join('/');
+}
+
+export function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+/** Children of a directory, sorted bytewise by name as squashfs requires. */
+export function childrenOf(tree: ImageTree, dir: string): string[] {
+  const prefix = dir === '/' ? '/' : dir + '/';
+  const names: string[] = [];
+  for (const p of tree.entries.keys()) {
+    if (p !== '/' && p.startsWith(prefix) && !p.slice(prefix.length).includes('/')) names.push(p.slice(prefix.length));
+  }
+  return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+/** Paths in depth-first order with siblings sorted, the order a writer visits them. */
+export function walkTree(tree: ImageTree): string[] {
+  const byParent = new Map<string, string[]>();
+  for (const p of tree.entries.keys()) {
+    if (p === '/') continue;
+    const parent = parentOf(p);
+    let list = byParent.get(parent);
+    if (!list) byParent.set(parent, (list = []));
+    list.push(p);
+  }
+  const out: string[] = [];
+  const visit = (dir: string) => {
+    out.push(dir);
+    const kids = (byParent.get(dir) ?? []).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const k of kids) {
+      if (tree.entries.get(k)?.type === 'dir') visit(k);
+      else out.push(k);
+    }
+  };
+  if (tree.entries.has('/')) visit('/');
+  return out;
+}

@@ -1,0 +1,31 @@
+/**
+ * Where files come from. Every path given to a Source is absolute inside that source's root ("/usr/bin/env"),
+ * so the closure resolver can work the same on the build host, a directory, a tarball or an OCI image.
+ */
+export type FileType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
+
+export interface SourceStat {
+  type: FileType;
+  /** Permission bits including setuid/setgid/sticky (st_mode & 0o7777). */
+  mode: number;
+  size: number;
+  uid: number;
+  gid: number;
+  mtimeMs: number;
+  /** Device number for char/block devices. */
+  rdev?: { major: number; minor: number };
+}
+
+export interface Source {
+  /** Human-readable name used in messages and in the BuildResult ("host", "dir:/srv/root"). */
+  readonly name: string;
+  /** Stat without following a final symlink; null when nothing is there. */
+  lstat(path: string): Promise<SourceStat | null>;
+  readlink(path: string): Promise<string>;
+  readdir(path: string): Promise<string[]>;
+  /** Read `length` bytes at `offset` (fewer at end of file). */
+  read(path: string, offset: number, length: number): Promise<Uint8Array>;
+  readFile(path: string): Promise<Uint8Array>;
+  /** A path on the build host holding the same bytes, when there is one (lets writers copy without reading). */
+  hostPath(path: string): string | undefined;
+}

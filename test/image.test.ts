@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs, existsSync, mkdirSync, writeFileSync, linkSync, utimesSync } from 'node:fs';
+import path from 'node:path';
+import { hasCommand, isRoot, needs, runCli, runCommand, tempDir, REPO } from './support/env.js';
+import type { BuildResult } from '../src/index.js';
+
+async function buildDemo(out: string, env?: NodeJS.ProcessEnv): Promise<BuildResult> {
+  const r = await runCli(['build', 'examples/demo', '--out', out, '--json'], { env: env ?? process.env });
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as BuildResult;
+}
+
+/** unsquashfs -lls lines as path → { perms, target } (path without the squashfs-root prefix). */
+async function listImage(image: string): Promise<Map<string, { perms: string; size: string; rest: string }>> {
+  const r = await runCommand('unsquashfs', ['-lls', '-d', '', image]);
+  assert.equal(r.code, 0, r.stderr);
+  const entries = new Map<string, { perms: string; size: string; rest: string }>();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^([-dlcbps][-rwxsStT]{9})\s+(\S+)\s+(\S+)\s+\S+\s+\S+\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const rest = m[4];
+    const p = rest.split(' -> ')[0];
+    entries.set(p === '' ? '/' : p, { perms: m[1], size: m[3], rest });
+  }
+  return entries;
+}
+
+test('the demo image has the portable layout, units and the closure of its programs', async (t) => {
+  if (!needs(t, hasCommand('unsquashfs') && hasCommand('mksquashfs'), 'squashfs-tools (mksquashfs, unsquashfs) not installed')) return;
+  const out = tempDir();
+  const result = await buildDemo(out);
+  assert.equal(result.image, path.join(out, 'demo_1.0.raw'));
+  assert.equal(result.name, 'demo_1.0');
+  const ls = await listImage(result.image);
+  const is = (p: string, kind: string) => {
+    const e = ls.get(p);
+    assert.ok(e, `${p} missing from image; have ${[...ls.keys()].slice(0, 50).join(' ')}`);
+    assert.equal(e.perms[0], kind, `${p} is ${e.perms}`);
+    return e;
+  };
+  is('/etc/systemd/system/demo.service', '-');
+  is('/etc/systemd/system/demo.socket', '-');
+  is('/etc/os-release', '-');
+  assert.equal(is('/etc/machine-id', '-').size, '0');
+  assert.equal(is('/etc/resolv.conf', '-').size, '0');
+  for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/tmp', '/var/lib', '/var/cache', '/var/log']) is(d, 'd');
+  for (const f of ['/etc/passwd', '/etc/group', '/etc/nsswitch.conf']) is(f, '-');
+  // The host's merged-/usr links stay links; /bin/sh is the ExecStart program, date and sleep come from contents.
+  const hostLink = async (p: string) => (await fs.lstat(p)).isSymbolicLink();
+  for (const p of ['/bin', '/lib', '/lib64']) {
+    if (await hostLink(p)) assert.match(is(p, 'l').rest, new RegExp(` -> ${await fs.readlink(p)}$`));
+  }
+  is('/usr/bin/date', '-');
+  is('/usr/bin/sleep', '-');
+  const sh = await fs.realpath('/bin/sh');
+  is(sh, '-');
+  const unitText = await runCommand('unsquashfs', ['-cat', result.image, 'etc/systemd/system/demo.service']);
+  assert.equal(unitText.stdout, await fs.readFile(path.join(REPO, 'examples/demo/demo.service'), 'utf8'));
+  const osRelease = (await runCommand('unsquashfs', ['-cat', result.image, 'etc/os-release'])).stdout;
+  assert.match(osRelease, /^PORTABLE_PREFIXES=demo$/m);
+  assert.match(osRelease, /^IMAGE_VERSION=1\.0$/m);
+  assert.match(osRelease, /^PORTABLE_PRETTY_NAME="Demo portable service"$/m);
+  assert.match(osRelease, /^ID=debian$/m);
+  // Every file the result lists is in the image, and the other way round.
+  assert.deepEqual(new Set(result.files.map((f) => f.path)), new Set(ls.keys()));
+  assert.match(result.sha256, /^[0-9a-f]{64}$/);
+  assert.equal(result.size, (await fs.stat(result.image)).size);
+});
+
+test('the demo program runs from the loop-mounted image with chroot (the closure is complete)', async (t) => {
+  if (!needs(t, isRoot(), 'loop mount and chroot need root')) return;
+  if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
+  const out = tempDir();
+  const { image } = await buildDemo(out);
+  const mnt = path.join(out, 'mnt');
+  mkdirSync(mnt);
+  const m = await runCommand('mount', ['-t', 'squashfs', '-o', 'loop,ro', image, mnt]);
+  assert.equal(m.code, 0, `mount failed: ${m.stderr}`);
+  try {
+    // The unit's own ExecStart loop, bounded: the shell, date and sleep all come from the image.
+    const r = await runCommand('chroot', [mnt, '/bin/sh', '-c', 'for i in 1 2; do date -u +%Y; sleep 0.1; done; echo done'], { env: { PATH: '/usr/bin:/bin' } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\d{4}\n\d{4}\ndone\n$/);
+    const absent = await runCommand('chroot', [mnt, '/usr/bin/ls']);
+    assert.notEqual(absent.code, 0, 'ls was not asked for and must not be in the image');
+  } finally {
+    await runCommand('umount', [mnt]);
+  }
+});
+
+test('two builds are byte-identical whatever the host files\' mtimes and hard links; SOURCE_DATE_EPOCH is honoured', async (t) => {
+  if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
+  const work = tempDir();
+  const tree = path.join(work, 'tree');
+  mkdirSync(path.join(tree, 'data'), { recursive: true });
+  writeFileSync(path.join(tree, 'data/a.txt'), 'hello\n');
+  linkSync(path.join(tree, 'data/a.txt'), path.join(tree, 'data/b.txt'));
+  writeFileSync(path.join(work, 'repro.service'), '[Service]\nExecStart=/usr/bin/true\n');
+  const args = (out: string) => ['build', '--pname', 'repro', '--version', '1', '--unit', path.join(work, 'repro.service'), '--contents', tree, '--out', out, '--json'];
+  const env = { ...process.env };
+  delete env.SOURCE_DATE_EPOCH;
+  const first = await runCli(args(path.join(work, 'o1')), { env });
+  assert.equal(first.code, 0, first.stderr);
+  // Break the hard link and change every mtime; the image must not change.
+  await fs.rm(path.join(tree, 'data/b.txt'));
+  writeFileSync(path.join(tree, 'data/b.txt'), 'hello\n');
+  utimesSync(path.join(tree, 'data/a.txt'), 1e9, 1e9);
+  utimesSync(path.join(tree, 'data'), 2e9, 2e9);
+  const second = await runCli(args(path.join(work, 'o2')), { env });
+  assert.equal(second.code, 0, second.stderr);
+  const r1 = JSON.parse(first.stdout) as BuildResult;
+  const r2 = JSON.parse(second.stdout) as BuildResult;
+  assert.equal(r1.sha256, r2.sha256);
+  assert.deepEqual(await fs.readFile(r1.image), await fs.readFile(r2.image));
+
+  const dated = await runCli(args(path.join(work, 'o3')), { env: { ...env, SOURCE_DATE_EPOCH: '1700000000' } });
+  assert.equal(dated.code, 0, dated.stderr);
+  const r3 = JSON.parse(dated.stdout) as BuildResult;
+  assert.notEqual(r3.sha256, r1.sha256);
+  const ls = await runCommand('unsquashfs', ['-lls', '-UTC', r3.image]);
+  assert.match(ls.stdout, /2023-11-14 22:13 squashfs-root\/etc\/os-release/);
+});
+
+test('a failed build leaves an older image in place and no temporary files', async (t) => {
+  if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
+  const out = tempDir();
+  const image = path.join(out, 'demo_1.0.raw');
+  writeFileSync(image, 'older image');
+  const r = await runCli(['build', 'examples/demo', '--out', out, '--unit', '/nonexistent/demo.service']);
+  assert.equal(r.code, 1);
+  assert.equal(await fs.readFile(image, 'utf8'), 'older image');
+  assert.deepEqual(await fs.readdir(out), ['demo_1.0.raw']);
+  // mksquashfs failing half-way also leaves nothing behind.
+  const bad = await runCli(['build', 'examples/demo', '--out', out, '--squash-compression', 'xz -Xno-such-option']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /mksquashfs.*failed/);
+  assert.deepEqual(await fs.readdir(out), ['demo_1.0.raw']);
+  assert.ok(existsSync(image));
+});

@@ -1,0 +1,52 @@
+import { spawnSync, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+
+export const REPO = path.resolve(new URL('../..', import.meta.url).pathname);
+export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
+
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export const isRoot = () => process.getuid?.() === 0;
+
+/**
+ * Real-part tests need root, the kernel or external tools. On a developer machine without them they skip with
+ * the reason; in CI a missing prerequisite fails the test.
+ */
+export function needs(t: TestContext, ok: boolean, reason: string): boolean {
+  if (ok) return true;
+  if (IN_CI) throw new Error(`prerequisite missing in CI: ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+export function tempDir(prefix = 'mkportable-test-'): string {
+  return mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the CLI as users do (bin/mkportable.js). */
+export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return runCommand(process.execPath, [path.join(REPO, 'bin/mkportable.js'), ...args], opts);
+}
+
+export function runCommand(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
