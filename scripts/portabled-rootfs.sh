@@ -64,7 +64,7 @@ remove_tree() {
 
 # Leftovers of interrupted builds (we hold the lock, so nobody is using them).
 for old in "$PARENT/.$NAME.tmp."* "$PARENT/.$NAME.old."*; do
-  [ -e "$old" ] && remove_tree "$old"
+  if [ -e "$old" ]; then remove_tree "$old"; fi
 done
 
 TMP="$(mktemp -d "$PARENT/.$NAME.tmp.XXXXXX")"
@@ -140,6 +140,6 @@ if [ -e "$CACHE" ] || [ -L "$CACHE" ]; then
   mv -T "$CACHE" "$OLD"
 fi
 mv -T "$ROOT" "$CACHE"
-[ -n "${OLD:-}" ] && remove_tree "$OLD"
+if [ -n "${OLD:-}" ]; then remove_tree "$OLD"; fi
 
 printf '%s\n' "$CACHE"

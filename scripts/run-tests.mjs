@@ -5,6 +5,10 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
+// The CLI tests run bin/mkportable.js, which uses dist/: compile first so they never test stale output.
+const tsc = spawnSync(process.execPath, [join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { stdio: 'inherit' });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+
 const unitOnly = process.argv.includes('--unit');
 const roots = unitOnly ? ['src'] : ['src', 'test'];
 const files = [];

@@ -79,7 +79,7 @@ test('the demo program runs from the loop-mounted image with chroot (the closure
   assert.equal(m.code, 0, `mount failed: ${m.stderr}`);
   try {
     // The unit's own ExecStart loop, bounded: the shell, date and sleep all come from the image.
-    const r = await runCommand('chroot', [mnt, '/bin/sh', '-c', 'for i in 1 2; do date -u +%Y; sleep 0.1; done; echo done'], { env: { PATH: '/usr/bin:/bin' } });
+    const r = await runCommand('chroot', [mnt, '/bin/sh', '-c', 'for i in 1 2; do date -u +%Y; sleep 0.1; done; echo done'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\d{4}\n\d{4}\ndone\n$/);
     const absent = await runCommand('chroot', [mnt, '/usr/bin/ls']);

@@ -52,6 +52,10 @@ export async function loadConfigFile(file: string): Promise<Partial<PortableServ
       throw new MkportableError('CONFIG_INVALID', `${file}: cannot load: ${(e as Error).message.split('\n')[0]}`, file);
     }
     raw = mod.default;
+    // A .ts file outside an ESM package is compiled as CommonJS: its exports object then holds `default`.
+    if (raw && typeof raw === 'object' && 'default' in raw && Object.keys(raw).every((k) => k === 'default' || k === '__esModule')) {
+      raw = (raw as { default: unknown }).default;
+    }
     if (typeof raw === 'function') raw = await (raw as () => unknown)();
     if (raw === undefined) throw new MkportableError('CONFIG_INVALID', `${file}: has no default export`, file);
   } else {

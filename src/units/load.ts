@@ -3,7 +3,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import type { UnitSpec } from '../config/options.js';
 import { validateUnitName } from '../config/names.js';
-import { EXEC_KEYS, parseExecLine, parseUnitFile, serviceEnvironment, unitValues, type UnitFile } from '../formats/unitfile.js';
+import { EXEC_KEYS, parseExecCommands, parseUnitFile, serviceEnvironment, unitValues, type UnitFile } from '../formats/unitfile.js';
 
 export interface LoadedUnit {
   name: string;
@@ -61,8 +61,9 @@ export function execPrograms(units: LoadedUnit[]): ExecProgram[] {
   for (const u of units) {
     for (const key of EXEC_KEYS) {
       for (const value of unitValues(u.parsed, 'Service', key)) {
-        const cmd = parseExecLine(value);
-        if (cmd) out.push({ unit: u.name, key, executable: cmd.executable, hasSpecifier: cmd.hasSpecifier });
+        for (const cmd of parseExecCommands(value, `${u.origin === 'inline' ? u.name : u.origin}: ${key}=`)) {
+          if (cmd.executable) out.push({ unit: u.name, key, executable: cmd.executable, hasSpecifier: cmd.hasSpecifier });
+        }
       }
     }
   }
