@@ -56,9 +56,8 @@ fi
 remove_tree() {
   local dir="$1" m
   [ -e "$dir" ] || return 0
-  findmnt -rn -o TARGET 2>/dev/null | grep -F -- "$dir/" | sort -r | while read -r m; do
-    umount -l -- "$(printf '%b' "$m")" 2>/dev/null || true
-  done
+  { findmnt -rn -o TARGET 2>/dev/null || true; } | { grep -F -- "$dir/" || true; } | sort -r |
+    while read -r m; do umount -l -- "$(printf '%b' "$m")" 2>/dev/null || true; done
   rm -rf --one-file-system -- "$dir"
 }
 
