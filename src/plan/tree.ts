@@ -19,6 +19,8 @@ interface EntryBase {
   reason: string;
   /** Where the bytes or the link came from ("host:/usr/lib/x86_64-linux-gnu/libc.so.6", "generated"). */
   origin: string;
+  /** Extended attributes by full name ("security.capability"); only user., trusted. and security. can be stored. */
+  xattrs?: Record<string, Uint8Array>;
 }
 
 export type Entry =
@@ -26,7 +28,9 @@ export type Entry =
   | (EntryBase & { type: 'file'; size: number; content: FileContent })
   | (EntryBase & { type: 'symlink'; target: string })
   | (EntryBase & { type: 'char' | 'block'; major: number; minor: number })
-  | (EntryBase & { type: 'fifo' | 'socket' });
+  | (EntryBase & { type: 'fifo' | 'socket' })
+  /** Another name for the (non-directory) entry at `target`: writers store one shared inode. */
+  | (EntryBase & { type: 'hardlink'; target: string });
 
 export interface ImageTree {
   entries: Map<string, Entry>;

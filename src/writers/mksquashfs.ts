@@ -45,6 +45,7 @@ export async function findMksquashfs(squashfsTools?: string): Promise<string> {
 async function stage(tree: ImageTree, dir: string): Promise<string[]> {
   const pseudo: string[] = [];
   const dirs: [string, number][] = [];
+  const hardlinks: [string, string][] = [];
   for (const p of walkTree(tree)) {
     const e = tree.entries.get(p)!;
     const dest = path.join(dir, p);
@@ -73,6 +74,10 @@ async function stage(tree: ImageTree, dir: string): Promise<string[]> {
       case 'symlink':
         await fs.symlink(e.target, dest);
         break;
+      case 'hardlink':
+        // Linked after the walk, once the target surely exists.
+        hardlinks.push([path.join(dir, e.target), dest]);
+        break;
       case 'char':
       case 'block':
         pseudo.push(`${quotePseudo(p)} ${e.type === 'char' ? 'c' : 'b'} ${e.mode.toString(8)} ${e.uid} ${e.gid} ${e.major} ${e.minor}`);
@@ -83,6 +88,7 @@ async function stage(tree: ImageTree, dir: string): Promise<string[]> {
         break;
     }
   }
+  for (const [target, dest] of hardlinks) await fs.link(target, dest);
   // Modes last, deepest first, so a read-only folder does not stop its children from being created.
   for (const [d, mode] of dirs.reverse()) await fs.chmod(d, mode);
   return pseudo;
@@ -118,7 +124,8 @@ export async function writeWithMksquashfs(tree: ImageTree, outFile: string, opts
       root, outFile,
       '-noappend', '-exit-on-error', '-all-root', '-root-mode', (tree.entries.get('/')?.mode ?? 0o755).toString(8),
       '-b', String(opts.blockSize), '-comp', ...opts.compression,
-      '-no-hardlinks', '-no-xattrs', '-all-time', String(opts.mtime), '-mkfs-time', String(opts.mtime),
+      // Staged files are fresh copies, so the only hard links mksquashfs sees are the plan's own.
+      '-no-xattrs', '-all-time', String(opts.mtime), '-mkfs-time', String(opts.mtime),
       '-quiet', '-no-progress',
     ];
     if (pseudo.length) {

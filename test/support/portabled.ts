@@ -518,6 +518,13 @@ export async function startPortabledContainer(opts: StartOptions = {}): Promise<
   let runRoot = baseRootfs;
   let copyDir: string | undefined;
   if (writable === 'copy') {
+    // Copies of runs whose process died before its watchdog existed.
+    for (const name of readdirSync(dirname(baseRootfs))) {
+      const m = /^\.run-mkp-(\d+)-/.exec(name);
+      if (m && Number(m[1]) !== process.pid && !running(Number(m[1]))) {
+        rmSync(join(dirname(baseRootfs), name), { recursive: true, force: true });
+      }
+    }
     // Next to the cache so that --reflink=auto can share extents on btrfs/xfs.
     copyDir = join(dirname(baseRootfs), `.run-${machine}`);
     const cp = await run(['cp', '-a', '--reflink=auto', '--one-file-system', baseRootfs, copyDir], { timeoutMs: 300_000 });
