@@ -29,6 +29,8 @@ export function directorySource(root: string, name = root === '/' ? 'host' : `di
           uid: st.uid,
           gid: st.gid,
           mtimeMs: st.mtimeMs,
+          ino: st.ino,
+          nlink: st.nlink,
         };
         if (stat.type === 'char' || stat.type === 'block') {
           stat.rdev = { major: Number((BigInt(st.rdev) >> 8n) & 0xfffn), minor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) };

@@ -12,6 +12,9 @@ export interface SourceStat {
   uid: number;
   gid: number;
   mtimeMs: number;
+  /** Inode number and link count, when the source knows them (used to keep hard links). */
+  ino?: number;
+  nlink?: number;
   /** Device number for char/block devices. */
   rdev?: { major: number; minor: number };
 }
