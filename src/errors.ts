@@ -45,4 +45,6 @@ export interface BuildWarning {
   code: WarningCode;
   message: string;
   subject?: string;
+  /** For missing dependencies: which kind (the rule name `mkportable inspect` reports). */
+  rule?: string;
 }

@@ -39,9 +39,12 @@ export function createClosure(source: Source, tree: ImageTree, mtime: number, wa
   return { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false };
 }
 
-function fail(c: Closure, why: Why, err: MkportableError): void {
+/** What kind of dependency is missing: inspect reports these as rule names. */
+export type MissingRule = 'dangling-symlink' | 'elf-interpreter-missing' | 'library-missing' | 'script-interpreter-missing';
+
+function fail(c: Closure, why: Why, err: MkportableError, rule: MissingRule): void {
   if (why.strict) throw err;
-  c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: err.message, subject: err.subject });
+  c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: err.message, subject: err.subject, rule });
 }
 
 function origin(c: Closure, p: string): string {
@@ -133,7 +136,7 @@ async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {
     if (st.type === 'symlink') {
       const resolved = await addPath(c, child, inner, true);
       if (resolved === null) {
-        fail(c, inner, new MkportableError('PATH_NOT_FOUND', `${child}: symlink to '${await c.source.readlink(child)}', which does not exist in ${c.source.name}`, child));
+        fail(c, inner, new MkportableError('PATH_NOT_FOUND', `${child}: symlink to '${await c.source.readlink(child)}', which does not exist in ${c.source.name}`, child), 'dangling-symlink');
       }
     } else if (st.type === 'dir') {
       addFromStat(c, child, st, inner);
@@ -174,10 +177,10 @@ async function analyseFile(c: Closure, real: string, st: SourceStat, why: Why): 
   }
 }
 
-async function requirePath(c: Closure, p: string, why: Why, what: string, who: string): Promise<string | null> {
+async function requirePath(c: Closure, p: string, why: Why, what: string, who: string, rule: MissingRule): Promise<string | null> {
   const real = await addPath(c, p, { ...why, reason: `${what} of ${who}` });
   if (real === null) {
-    fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${who} needs ${what} ${p}, which does not exist in ${c.source.name}`, who));
+    fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${who} needs ${what} ${p}, which does not exist in ${c.source.name}`, who), rule);
   }
   return real;
 }
@@ -187,7 +190,7 @@ async function requirePath(c: Closure, p: string, why: Why, what: string, who: s
  * of the main program from its real path (the caller passes the real path for programs).
  */
 async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: string[], why: Why): Promise<void> {
-  if (info.interpreter) await requirePath(c, info.interpreter, why, 'its ELF interpreter', obj);
+  if (info.interpreter) await requirePath(c, info.interpreter, why, 'its ELF interpreter', obj, 'elf-interpreter-missing');
   if (info.needed.length === 0) return;
   c.needsLdConfig = true;
   c.ldSoConf ??= readLdSoConf(c.source);
@@ -211,7 +214,7 @@ async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: 
       });
     } catch (e) {
       if (e instanceof MkportableError) {
-        fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${obj} needs library ${name}: ${e.message}`, obj));
+        fail(c, why, new MkportableError('DEPENDENCY_MISSING', `${obj} needs library ${name}: ${e.message}`, obj), 'library-missing');
         continue;
       }
       throw e;
@@ -219,7 +222,7 @@ async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: 
     if (!found) {
       const searched = [...rpathChain, ...runpath, ...ldSoConfDirs, ...defaultLibDirs(info.class, info.machine)];
       fail(c, why, new MkportableError('DEPENDENCY_MISSING',
-        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(':')})`, obj));
+        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(':')})`, obj), 'library-missing');
       continue;
     }
     const libWhy = { ...why, reason: `library of ${obj}` };
@@ -247,18 +250,18 @@ async function libToken(source: Source, info: ElfInfo): Promise<string> {
 async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array, why: Why): Promise<void> {
   const shebang = parseShebang(head);
   if (!shebang) return;
-  const interp = await requirePath(c, shebang.interpreter, why, 'its interpreter', script);
+  const interp = await requirePath(c, shebang.interpreter, why, 'its interpreter', script, 'script-interpreter-missing');
   if (!interp) return;
   const program = envProgram(shebang);
   if (program === undefined) return;
   if (program.includes('/')) {
-    await requirePath(c, program, why, `the program named by ${shebang.interpreter}`, script);
+    await requirePath(c, program, why, `the program named by ${shebang.interpreter}`, script, 'script-interpreter-missing');
     return;
   }
   const found = await findInPath(c.source, program, why.envPath);
   if (!found) {
     fail(c, why, new MkportableError('DEPENDENCY_MISSING',
-      `${script} needs '${program}' (via ${shebang.interpreter}), which is not in PATH=${why.envPath.join(':')} of ${c.source.name}`, script));
+      `${script} needs '${program}' (via ${shebang.interpreter}), which is not in PATH=${why.envPath.join(':')} of ${c.source.name}`, script), 'script-interpreter-missing');
     return;
   }
   await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
