@@ -13,7 +13,8 @@ import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, 
 import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
-import { writeWithMksquashfs } from './writers/mksquashfs.js';
+import { writeImage, type Backend } from './writers/index.js';
+import { inspectPath, type Problem } from './inspect/index.js';
 
 export interface BuildFile {
   path: string;
@@ -34,7 +35,9 @@ export interface BuildResult {
   name: string;
   size: number;
   sha256: string;
-  backend: 'mksquashfs';
+  backend: Backend;
+  /** What `mkportable inspect` says of the image (warnings only: errors fail the build unless check is off). */
+  problems: Problem[];
   units: string[];
   osRelease: Record<string, string>;
   files: BuildFile[];
@@ -125,6 +128,25 @@ async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
+async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
+  // Inspect under the final name: the prefix portablectl derives comes from it.
+  const dir = await fs.mkdtemp(path.join(path.dirname(tmp), '.check-'));
+  const named = path.join(dir, fileName);
+  await fs.link(tmp, named).catch(() => fs.copyFile(tmp, named));
+  try {
+    const report = await inspectPath(named);
+    const errors = report.problems.filter((p) => p.severity === 'error');
+    if (errors.length) {
+      const more = errors.length > 1 ? ` (and ${errors.length - 1} more; see mkportable inspect)` : '';
+      throw new MkportableError('CHECK_FAILED', `${fileName}: portabled would fail: ${errors[0].rule}: ${errors[0].message}${more}`, fileName);
+    }
+    return report.problems;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** Build a portable service image: the typed library entry point behind `mkportable build`. */
 export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
   const step = hooks.progress ?? (() => {});
@@ -154,15 +176,16 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const image = path.join(opts.outDir, `${name}.raw`);
   await fs.mkdir(opts.outDir, { recursive: true });
   const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
-  step(`writing ${image} with mksquashfs`);
+  step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
   try {
-    await writeWithMksquashfs(tree, tmp, {
-      compression: opts.compression, blockSize: opts.blockSize, mtime: opts.mtime, squashfsTools: opts.squashfsTools,
+    await writeImage(tree, tmp, {
+      backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
+    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
     const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
     await fs.rename(tmp, image);
     return {
-      image, name, size: st.size, sha256, backend: 'mksquashfs',
+      image, name, size: st.size, sha256, backend: opts.backend, problems,
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(fields),
       files: listFiles(tree),

@@ -19,7 +19,10 @@ export type ErrorCode =
   | 'MKSQUASHFS_NOT_FOUND'
   | 'MKSQUASHFS_FAILED'
   | 'COMPRESSION_INVALID'
-  | 'OUTPUT_FAILED';
+  | 'OUTPUT_FAILED'
+  | 'CHECK_FAILED'
+  | 'IMAGE_CORRUPT'
+  | 'IMAGE_UNSUPPORTED';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;

@@ -132,7 +132,7 @@ test('a failed build leaves an older image in place and no temporary files', asy
   assert.equal(await fs.readFile(image, 'utf8'), 'older image');
   assert.deepEqual(await fs.readdir(out), ['demo_1.0.raw']);
   // mksquashfs failing half-way also leaves nothing behind.
-  const bad = await runCli(['build', 'examples/demo', '--out', out, '--squash-compression', 'xz -Xno-such-option']);
+  const bad = await runCli(['build', 'examples/demo', '--out', out, '--squashfs-tools', '/usr/bin/mksquashfs', '--squash-compression', 'xz -Xno-such-option']);
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /mksquashfs.*failed/);
   assert.deepEqual(await fs.readdir(out), ['demo_1.0.raw']);

@@ -11,6 +11,7 @@ class UsageError extends Error {}
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url.replace(/\/dist\/src\//, '/src/')), 'utf8')) as { version: string };
 
 function optionHelp(s: Setting): string {
+  if (s.kind === 'boolean') return `${`  --${s.flag}`.padEnd(34)}${s.help}`;
   const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
   const flag = `  --${s.flag} ${arg}`;
   return `${flag.padEnd(34)}${s.help}${s.default ? ` (default: ${s.default})` : ''}`;
@@ -20,6 +21,12 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
+  mkportable inspect IMAGE [--prefix P]... [--json]
+                                               judge an image (.raw or folder) by portabled's rules
+  mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
+  mkportable cat IMAGE PATH                    print a file from a squashfs image
+  mkportable pack DIR IMAGE [--squash-compression C] [--squash-block-size B] [--all-root] [--mksquashfs]
+                                               squashfs of a whole folder, owners and times kept
   mkportable --help | --version
 
 CONFIG_OR_DIR is a portable.config.{ts,mts,js,mjs,json} or a folder holding one
@@ -37,7 +44,7 @@ function buildFlags(): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
   for (const s of SETTINGS) {
     const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
-    options[s.flag] = { type: 'string', multiple };
+    options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
   }
   return options;
 }
@@ -55,6 +62,10 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
     const v = values[s.flag];
     if (v === undefined) continue;
     switch (s.kind) {
+      case 'boolean':
+        // The only boolean flag is a negation: --no-check sets check: false.
+        out[s.key] = !(v as boolean);
+        break;
       case 'number': {
         const n = Number(v);
         if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${s.flag}: '${v}' is not a non-negative integer`);
@@ -110,12 +121,78 @@ async function build(args: string[]): Promise<number> {
   const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
   const result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress });
   for (const w of result.warnings) process.stderr.write(`warning: ${w.message}\n`);
+  for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${p.message}\n`);
   if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
   else {
     const rel = path.relative(process.cwd(), result.image) || result.image;
     process.stdout.write(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
   }
   return 0;
+}
+
+function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: r.values as Record<string, unknown>, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+async function pack(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    'squash-compression': { type: 'string' }, 'squash-block-size': { type: 'string' },
+    'all-root': { type: 'boolean' }, mksquashfs: { type: 'boolean' }, 'squashfs-tools': { type: 'string' },
+  });
+  if (positionals.length !== 2) throw new UsageError('pack takes a folder and an image path');
+  const { packDirectory } = await import('../pack.js');
+  await packDirectory(positionals[0], positionals[1], {
+    compression: values['squash-compression'] as string | undefined,
+    blockSize: values['squash-block-size'] as string | undefined,
+    allRoot: Boolean(values['all-root']),
+    backend: values.mksquashfs || values['squashfs-tools'] ? 'mksquashfs' : 'native',
+    squashfsTools: values['squashfs-tools'] as string | undefined,
+  });
+  return 0;
+}
+
+async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<number> {
+  const { positionals } = parse(args, {});
+  if (cmd === 'ls' && (positionals.length < 1 || positionals.length > 2)) throw new UsageError('ls takes an image and an optional path');
+  if (cmd === 'cat' && positionals.length !== 2) throw new UsageError('cat takes an image and a path');
+  const { listCommand, openImage } = await import('../squashfs/read/index.js');
+  if (cmd === 'ls') {
+    process.stdout.write(await listCommand(positionals[0], positionals[1]));
+    return 0;
+  }
+  const image = await openImage(positionals[0]);
+  try {
+    for await (const chunk of image.createReadStream(positionals[1])) {
+      if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    }
+  } finally {
+    await image.close();
+  }
+  return 0;
+}
+
+async function inspect(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
+  const { inspectPath, formatReport } = await import('../inspect/index.js');
+  let report;
+  try {
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+  } catch (e) {
+    // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
+    if (e instanceof MkportableError) {
+      process.stderr.write(`mkportable: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  return report.ok ? 0 : 1;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -134,6 +211,13 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'build':
         return await build(rest);
+      case 'pack':
+        return await pack(rest);
+      case 'ls':
+      case 'cat':
+        return await readImageCommand(cmd, rest);
+      case 'inspect':
+        return await inspect(rest);
       default:
         throw new UsageError(`unknown command '${cmd}' (try: mkportable --help)`);
     }

@@ -27,6 +27,8 @@ export interface PortableServiceOptions {
   osRelease?: Record<string, string | null>;
   /** Timestamp for every file and the image (seconds); defaults to $SOURCE_DATE_EPOCH, else 0. */
   sourceDateEpoch?: number;
+  /** Inspect the finished image by portabled's rules and fail on errors (default true). */
+  check?: boolean;
   /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */
   baseDir?: string;
 }

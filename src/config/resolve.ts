@@ -4,6 +4,8 @@ import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js'
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
 import { validatePname, validateVersion } from './names.js';
+import { parseCompression } from '../compress/registry.js';
+import type { Backend } from '../writers/index.js';
 
 /** Options after validation, with defaults applied: what the build steps read. */
 export interface ResolvedOptions {
@@ -21,6 +23,8 @@ export interface ResolvedOptions {
   osRelease: Record<string, string | null>;
   mtime: number;
   baseDir: string;
+  check: boolean;
+  backend: Backend;
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -48,6 +52,11 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
       throw new MkportableError('CONFIG_INVALID', `SOURCE_DATE_EPOCH: '${process.env.SOURCE_DATE_EPOCH}' is not a number of seconds`, 'SOURCE_DATE_EPOCH');
     }
   }
+  const compression = compressionWords(o.squashCompression ?? DEFAULTS.squashCompression);
+  const blockSize = parseBlockSize(o.squashBlockSize ?? DEFAULTS.squashBlockSize);
+  const backend: Backend = o.squashfsTools ? 'mksquashfs' : 'native';
+  // The native writer checks every compression word now, before any work; mksquashfs checks its own.
+  if (backend === 'native') parseCompression(compression, blockSize);
   return {
     pname: o.pname!,
     version: o.version!,
@@ -57,8 +66,10 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     symlinks: o.symlinks ?? [],
     contents: o.contents ?? [],
     squashfsTools: o.squashfsTools,
-    compression: compressionWords(o.squashCompression ?? DEFAULTS.squashCompression),
-    blockSize: parseBlockSize(o.squashBlockSize ?? DEFAULTS.squashBlockSize),
+    compression,
+    blockSize,
+    backend,
+    check: o.check ?? true,
     outDir: path.resolve(o.outDir ?? DEFAULTS.outDir),
     osRelease: o.osRelease ?? {},
     mtime: mtime ?? 0,

@@ -5,7 +5,7 @@ import type { PortableServiceOptions } from './options.js';
  * One table drives config validation, the CLI flags and `--help`, so a setting cannot exist in one and not
  * the others.
  */
-export type SettingKind = 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record';
+export type SettingKind = 'boolean' | 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record';
 
 export interface Setting {
   key: keyof PortableServiceOptions;
@@ -29,6 +29,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
   { key: 'outDir', kind: 'string', flag: 'out', help: 'output folder (relative to the working directory)', default: './result' },
   { key: 'osRelease', kind: 'record', flag: 'os-release', help: 'KEY=VALUE added to /etc/os-release; KEY= removes it (repeatable)' },
+  { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'check' },
   { key: 'sourceDateEpoch', kind: 'number', flag: 'source-date-epoch', help: 'timestamp of every file', default: '$SOURCE_DATE_EPOCH or 0' },
 ];
 
@@ -51,6 +52,9 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
   const { key, kind } = setting;
   const isStr = (v: unknown) => typeof v === 'string';
   switch (kind) {
+    case 'boolean':
+      if (typeof value !== 'boolean') throw bad(where, key, 'true or false', value);
+      return value;
     case 'string':
       if (!isStr(value)) throw bad(where, key, 'a string', value);
       return value;

@@ -141,3 +141,18 @@ export function decodeSuperblock(b: Uint8Array): Superblock {
     exportTable: v.getBigUint64(88, true),
   };
 }
+
+/** Inode xattr field when the inode has no extended attributes. */
+export const INVALID_XATTR = 0xffffffff;
+/** Fragment table entries per metadata chunk (8192 / 16). */
+export const FRAGMENTS_PER_METADATA = METADATA_SIZE / FRAGMENT_ENTRY_SIZE;
+/** Directory file_size counts the implicit "." and ".." as 3 bytes. */
+export const DIR_SIZE_BIAS = 3;
+export const DIR_HEADER_SIZE = 12;
+export const DIR_ENTRY_SIZE = 8;
+export const DIR_INDEX_SIZE = 12;
+export const XATTR_ID_HEADER_SIZE = 16;
+/** no_ids is a u16 that must not be 0. */
+export const MAX_IDS = 65535;
+export const MAX_DEVICE_MAJOR = 0xfff;
+export const MAX_DEVICE_MINOR = 0xfffff;

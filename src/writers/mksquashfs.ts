@@ -13,6 +13,8 @@ export interface MksquashfsOptions {
   mtime: number;
   /** mksquashfs, or a folder holding it (directly or in bin/); PATH when unset. */
   squashfsTools?: string;
+  /** Give every inode `mtime` (default); false keeps the plan's times. */
+  allTime?: boolean;
 }
 
 async function isExecutable(p: string): Promise<boolean> {
@@ -42,7 +44,7 @@ export async function findMksquashfs(squashfsTools?: string): Promise<string> {
  * Lay the tree out in a staging folder (copies, reflinked where the filesystem can) and let mksquashfs pack it.
  * Devices, fifos and sockets go through a pseudo file, so staging needs no root.
  */
-async function stage(tree: ImageTree, dir: string): Promise<string[]> {
+async function stage(tree: ImageTree, dir: string, opts: MksquashfsOptions): Promise<string[]> {
   const pseudo: string[] = [];
   const dirs: [string, number][] = [];
   const hardlinks: [string, string][] = [];
@@ -69,6 +71,7 @@ async function stage(tree: ImageTree, dir: string): Promise<string[]> {
           throw new MkportableError('SOURCE_READ', `${e.origin}: changed size while building (${e.size} → ${st.size} bytes)`, e.origin);
         }
         await fs.chmod(dest, e.mode);
+        if (opts.allTime === false) await fs.utimes(dest, e.mtime, e.mtime);
         break;
       }
       case 'symlink':
@@ -119,13 +122,13 @@ export async function writeWithMksquashfs(tree: ImageTree, outFile: string, opts
   try {
     const root = path.join(stageDir, 'root');
     await fs.mkdir(root);
-    const pseudo = await stage(tree, root);
+    const pseudo = await stage(tree, root, opts);
     const args = [
       root, outFile,
       '-noappend', '-exit-on-error', '-all-root', '-root-mode', (tree.entries.get('/')?.mode ?? 0o755).toString(8),
       '-b', String(opts.blockSize), '-comp', ...opts.compression,
       // Staged files are fresh copies, so the only hard links mksquashfs sees are the plan's own.
-      '-no-xattrs', '-all-time', String(opts.mtime), '-mkfs-time', String(opts.mtime),
+      '-no-xattrs', '-mkfs-time', String(opts.mtime), ...(opts.allTime === false ? [] : ['-all-time', String(opts.mtime)]),
       '-quiet', '-no-progress',
     ];
     if (pseudo.length) {

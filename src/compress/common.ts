@@ -1,0 +1,108 @@
+/**
+ * Pieces every compressor module shares: the error constructors, option-word handling and the async wrappers.
+ */
+import { createRequire } from 'node:module';
+import { MkportableError } from '../errors.js';
+import type { CompressorSpec, SyncCompressor } from './types.js';
+
+/** A bad compression setting (the user's words or a hand-made spec). */
+export function invalid(what: string): MkportableError {
+  return new MkportableError('COMPRESSION_INVALID', `squashCompression: ${what}`, 'squashCompression');
+}
+
+/** An image's compressor options block, or a block's bytes, that cannot be right. */
+export function corrupt(what: string): MkportableError {
+  return new MkportableError('IMAGE_CORRUPT', what);
+}
+
+export function unsupported(what: string): MkportableError {
+  return new MkportableError('IMAGE_UNSUPPORTED', what);
+}
+
+/** Loads a native binding (CommonJS) from an ESM module. */
+export const requireNative = createRequire(import.meta.url);
+
+/** One -X option of a compressor: `value` is the next word when the option takes one. */
+export interface OptionWord {
+  takesValue: boolean;
+  apply(spec: CompressorSpec, value: string): void;
+}
+
+/** A whole number written in plain decimal digits (no sign, no exponent, no "0x"). */
+export function wholeNumber(word: string): number | null {
+  return /^[0-9]{1,9}$/.test(word) ? Number(word) : null;
+}
+
+/** Splits a mksquashfs comma list, quoting the option in any complaint. */
+export function commaList(option: string, value: string): string[] {
+  const items = value.split(',');
+  if (items.some((i) => i === '')) throw invalid(`${option} list "${value}" has an empty entry`);
+  return items;
+}
+
+export function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** The options block payload as mksquashfs lays it out: little-endian fields in order. */
+export function optionsBlock(fields: Array<[bytes: 2 | 4, value: number]>): Uint8Array {
+  const out = new Uint8Array(fields.reduce((n, [b]) => n + b, 0));
+  const v = dataView(out);
+  let at = 0;
+  for (const [bytes, value] of fields) {
+    if (bytes === 4) v.setUint32(at, value, true);
+    else v.setUint16(at, value, true);
+    at += bytes;
+  }
+  return out;
+}
+
+/** Checks an image's options block is at least `size` bytes (squashfs-tools reads the struct it expects). */
+export function needOptions(name: string, options: Uint8Array, size: number, exact = false): DataView {
+  if (exact ? options.length !== size : options.length < size) {
+    throw corrupt(`${name} compressor options block is ${options.length} bytes, expected ${size}`);
+  }
+  return dataView(options);
+}
+
+/**
+ * The decompressed bytes of a block decoded into a `maxSize` buffer: the buffer itself when it is mostly used,
+ * else a copy, so a small metadata chunk does not pin a 1 MiB allocation.
+ */
+export function trimOutput(out: Uint8Array, length: number): Uint8Array {
+  return length * 2 >= out.length ? out.subarray(0, length) : out.slice(0, length);
+}
+
+/** A copy of the first `length` bytes in a buffer of its own, so a worker can transfer it without neighbours. */
+export function ownCopy(src: Uint8Array, length: number): Uint8Array {
+  return src.slice(0, length);
+}
+
+export function checkMaxSize(maxSize: number): void {
+  if (!Number.isSafeInteger(maxSize) || maxSize < 0) throw new RangeError(`maxSize ${maxSize} is not a byte count`);
+}
+
+/** Gives the sync compressors their Promise API; errors become rejections, never synchronous throws. */
+export abstract class BaseCompressor implements SyncCompressor {
+  abstract readonly spec: CompressorSpec;
+  abstract readonly id: number;
+  abstract options(): Uint8Array | null;
+  abstract compressSync(data: Uint8Array): Uint8Array | null;
+  abstract decompressSync(data: Uint8Array, maxSize: number): Uint8Array;
+
+  compress(data: Uint8Array): Promise<Uint8Array | null> {
+    try {
+      return Promise.resolve(this.compressSync(data));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  decompress(data: Uint8Array, maxSize: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.decompressSync(data, maxSize));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+}

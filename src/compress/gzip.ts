@@ -1,0 +1,151 @@
+/**
+ * gzip in squashfs: zlib streams (RFC 1950), as mksquashfs's gzip_wrapper.c writes them with deflateInit2(level,
+ * Z_DEFLATED, window, memLevel 8, strategy). Node's zlib is the same zlib, synchronous in the calling thread.
+ */
+import zlib from 'node:zlib';
+import { Compression } from '../squashfs/format.js';
+import {
+  BaseCompressor,
+  checkMaxSize,
+  commaList,
+  corrupt,
+  invalid,
+  needOptions,
+  optionsBlock,
+  wholeNumber,
+  type OptionWord,
+} from './common.js';
+import type { CompressorSpec } from './types.js';
+
+export const GZIP_DEFAULT_LEVEL = 9;
+export const GZIP_DEFAULT_WINDOW = 15;
+/** Index = the strategy's bit in the options block, as mksquashfs numbers them. */
+export const GZIP_STRATEGIES = ['default', 'filtered', 'huffman_only', 'run_length_encoded', 'fixed'] as const;
+const ZLIB_STRATEGY = [
+  zlib.constants.Z_DEFAULT_STRATEGY,
+  zlib.constants.Z_FILTERED,
+  zlib.constants.Z_HUFFMAN_ONLY,
+  zlib.constants.Z_RLE,
+  zlib.constants.Z_FIXED,
+];
+const ALL_STRATEGIES = (1 << GZIP_STRATEGIES.length) - 1;
+
+export const gzipOptionWords: Record<string, OptionWord> = {
+  '-Xcompression-level': {
+    takesValue: true,
+    apply(spec, value) {
+      const n = wholeNumber(value);
+      if (n === null || n < 1 || n > 9) {
+        throw invalid(`gzip -Xcompression-level "${value}" is not a whole number from 1 to 9`);
+      }
+      spec.level = n;
+    },
+  },
+  '-Xwindow-size': {
+    takesValue: true,
+    apply(spec, value) {
+      const n = wholeNumber(value);
+      if (n === null || n < 8 || n > 15) throw invalid(`gzip -Xwindow-size "${value}" is not a whole number from 8 to 15`);
+      spec.windowBits = n;
+    },
+  },
+  '-Xstrategy': {
+    takesValue: true,
+    apply(spec, value) {
+      for (const item of commaList('-Xstrategy', value)) {
+        const bit = (GZIP_STRATEGIES as readonly string[]).indexOf(item);
+        if (bit < 0) {
+          throw invalid(
+            `unknown gzip -Xstrategy "${item}" (expected default, filtered, huffman_only, run_length_encoded or fixed)`,
+          );
+        }
+        spec.strategies = (spec.strategies ?? 0) | (1 << bit);
+      }
+    },
+  },
+};
+
+/** Every field filled in; "default" alone is no strategy list at all (mksquashfs's gzip_options_post). */
+export function normalizeGzip(spec: CompressorSpec): CompressorSpec {
+  const level = spec.level ?? GZIP_DEFAULT_LEVEL;
+  const windowBits = spec.windowBits ?? GZIP_DEFAULT_WINDOW;
+  let strategies = spec.strategies ?? 0;
+  if (!Number.isInteger(level) || level < 1 || level > 9) throw invalid(`gzip level ${level} is not 1 to 9`);
+  if (!Number.isInteger(windowBits) || windowBits < 8 || windowBits > 15) {
+    throw invalid(`gzip window size ${windowBits} is not 8 to 15`);
+  }
+  if (!Number.isInteger(strategies) || strategies < 0 || strategies > ALL_STRATEGIES) {
+    throw invalid(`gzip strategy mask ${strategies} has bits other than the five strategies`);
+  }
+  if (strategies === 1) strategies = 0;
+  return { name: 'gzip', blockSize: spec.blockSize, level, windowBits, strategies };
+}
+
+/** The spec an image's options block (or its absence) stands for; checks what unsquashfs checks. */
+export function gzipSpecFromImage(options: Uint8Array | null, blockSize: number): CompressorSpec {
+  if (!options) return normalizeGzip({ name: 'gzip', blockSize });
+  const v = needOptions('gzip', options, 8);
+  const level = v.getUint32(0, true); // compression_level
+  const windowBits = v.getUint16(4, true); // window_size
+  const strategies = v.getUint16(6, true) & ALL_STRATEGIES; // strategy bits; squashfs-tools ignores unknown ones
+  if (level < 1 || level > 9) throw corrupt(`gzip compressor options: compression level ${level} is not 1 to 9`);
+  if (windowBits < 8 || windowBits > 15) throw corrupt(`gzip compressor options: window size ${windowBits} is not 8 to 15`);
+  return normalizeGzip({ name: 'gzip', blockSize, level, windowBits, strategies });
+}
+
+export class GzipCompressor extends BaseCompressor {
+  readonly id = Compression.GZIP;
+  readonly spec: CompressorSpec;
+  readonly #zlibStrategies: number[];
+
+  constructor(spec: CompressorSpec) {
+    super();
+    this.spec = normalizeGzip(spec);
+    const mask = this.spec.strategies!;
+    this.#zlibStrategies = mask === 0 ? [ZLIB_STRATEGY[0]] : ZLIB_STRATEGY.filter((_, bit) => mask & (1 << bit));
+  }
+
+  options(): Uint8Array | null {
+    const { level, windowBits, strategies } = this.spec;
+    if (level === GZIP_DEFAULT_LEVEL && windowBits === GZIP_DEFAULT_WINDOW && strategies === 0) return null;
+    return optionsBlock([
+      [4, level!], // compression_level
+      [2, windowBits!], // window_size
+      [2, strategies!], // strategy
+    ]);
+  }
+
+  /** With several strategies, mksquashfs deflates with each and keeps the smallest (the first on a tie). */
+  compressSync(data: Uint8Array): Uint8Array | null {
+    if (data.length === 0) return null;
+    let best: Buffer | null = null;
+    for (const strategy of this.#zlibStrategies) {
+      const out = zlib.deflateSync(data, {
+        level: this.spec.level,
+        windowBits: this.spec.windowBits,
+        memLevel: 8,
+        strategy,
+      });
+      if (!best || out.length < best.length) best = out;
+    }
+    if (!best || best.length >= data.length) return null;
+    return new Uint8Array(best.buffer, best.byteOffset, best.length);
+  }
+
+  /** Any zlib stream whose window fits 32 KiB (the kernel inflates with the largest window too). */
+  decompressSync(data: Uint8Array, maxSize: number): Uint8Array {
+    checkMaxSize(maxSize);
+    let out: Buffer;
+    try {
+      // maxOutputLength makes zlib stop (and throw) as soon as the output passes the limit.
+      out = zlib.inflateSync(data, { maxOutputLength: Math.max(1, maxSize) });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw corrupt(`gzip block decompresses to more than ${maxSize} bytes`);
+      }
+      throw corrupt(`gzip block does not decompress (${(e as Error).message})`);
+    }
+    if (out.length > maxSize) throw corrupt(`gzip block decompresses to more than ${maxSize} bytes`);
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+}

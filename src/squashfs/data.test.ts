@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTree, type Entry, type ImageTree } from '../plan/tree.js';
+import { writeData, type BlockCompressor, type DataResult } from './data.js';
+import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
+import { ImageFile } from './output.js';
+import { planImage } from './plan.js';
+import type { Compressed } from './pool.js';
+
+const BS = 4096;
+const base = { mode: 0o644, uid: 0, gid: 0, mtime: 0, reason: 'test', origin: 'generated' };
+
+function bytesOf(length: number, seed: number): Uint8Array {
+  const b = new Uint8Array(length);
+  let x = seed | 1;
+  for (let i = 0; i < length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = seed % 3 === 0 ? x >>> 24 : (i * seed) & 0x0f; // some incompressible, some compressible
+  }
+  return b;
+}
+
+const file = (data: Uint8Array): Entry => ({ ...base, type: 'file', size: data.length, content: { kind: 'bytes', data } });
+
+function sampleTree(): ImageTree {
+  const tree = createTree();
+  tree.entries.set('/', { ...base, type: 'dir' });
+  const big = bytesOf(10 * BS + 123, 3);
+  tree.entries.set('/a-big', file(big));
+  tree.entries.set('/b-exact', file(bytesOf(4 * BS, 5)));
+  tree.entries.set('/c-dup-of-big', file(big.slice()));
+  const sparse = bytesOf(6 * BS, 7);
+  sparse.fill(0, BS, 4 * BS); // blocks 1..3 are zeros
+  tree.entries.set('/d-sparse', file(sparse));
+  for (let i = 0; i < 40; i++) tree.entries.set(`/small-${String(i).padStart(2, '0')}`, file(bytesOf(300 + i * 97, 11 + i)));
+  tree.entries.set('/z-empty', file(new Uint8Array(0)));
+  return tree;
+}
+
+/** "Compresses" to the first half, marking raw anything under 64 bytes; finishes jobs in a shuffled order. */
+function fakePool(opts: { shuffle: boolean }): BlockCompressor & { maxOutstanding: number } {
+  let outstanding = 0;
+  const pool = {
+    maxOutstanding: 0,
+    compress(data: Uint8Array): Promise<Compressed> {
+      outstanding++;
+      pool.maxOutstanding = Math.max(pool.maxOutstanding, outstanding);
+      const result: Compressed = data.length < 64 ? { data, raw: true } : { data: data.slice(0, Math.ceil(data.length / 2)), raw: false };
+      const delay = opts.shuffle ? Math.floor(Math.random() * 4) : 0;
+      return new Promise((resolve) => setTimeout(() => {
+        outstanding--;
+        resolve(result);
+      }, delay));
+    },
+  };
+  return pool;
+}
+
+async function run(tree: ImageTree, pool: BlockCompressor, window: number): Promise<{ bytes: Buffer; data: DataResult; plan: ReturnType<typeof planImage> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sqfs-data-'));
+  try {
+    const plan = planImage(tree);
+    const out = await ImageFile.create(path.join(dir, 'img'));
+    const data = await writeData(plan, out, { blockSize: BS, tailPacking: true, pool, window });
+    await out.finish();
+    return { bytes: readFileSync(path.join(dir, 'img')), data, plan };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('blocks land in the same order whatever order compression finishes in; the window bounds what is alive', async () => {
+  const tree = sampleTree();
+  const reference = await run(tree, fakePool({ shuffle: false }), 64);
+  for (const window of [1, 3, 8]) {
+    const pool = fakePool({ shuffle: true });
+    const shuffled = await run(tree, pool, window);
+    assert.ok(shuffled.bytes.equals(reference.bytes), `window ${window}: same bytes`);
+    assert.ok(pool.maxOutstanding <= window, `window ${window}: at most ${window} blocks compressing, saw ${pool.maxOutstanding}`);
+  }
+});
+
+test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplicates shared, empty files bare', async () => {
+  const { data, plan, bytes } = await run(sampleTree(), fakePool({ shuffle: true }), 4);
+  const layout = (p: string) => data.layouts.get(plan.nodes.find((n) => n.path === p)!)!;
+  const stored = (entry: number) => (entry & ~DATA_UNCOMPRESSED) >>> 0;
+
+  const big = layout('/a-big');
+  assert.equal(big.blocks.length, 10);
+  assert.notEqual(big.fragment, INVALID_FRAGMENT, 'the 123-byte tail is in a fragment');
+  const exact = layout('/b-exact');
+  assert.equal(exact.fragment, INVALID_FRAGMENT, 'exactly 4 blocks: no tail');
+  assert.equal(exact.start, big.start + big.blocks.reduce((s, b) => s + stored(b), 0), 'blocks follow each other');
+
+  const dup = layout('/c-dup-of-big');
+  assert.equal(dup.start, big.start);
+  assert.deepEqual([...dup.blocks], [...big.blocks]);
+  assert.deepEqual([dup.fragment, dup.fragmentOffset], [big.fragment, big.fragmentOffset]);
+  assert.equal(data.duplicates, 1);
+
+  const sparse = layout('/d-sparse');
+  assert.deepEqual([...sparse.blocks].map((b) => b === 0), [false, true, true, true, false, false]);
+  assert.equal(sparse.sparse, 3 * BS);
+  assert.equal(sparse.start, exact.start + exact.blocks.reduce((s, b) => s + stored(b), 0), 'the duplicate took no space');
+
+  const empty = layout('/z-empty');
+  assert.deepEqual([empty.start, empty.blocks.length, empty.fragment], [0, 0, INVALID_FRAGMENT]);
+
+  // Fragments: tails in order, none split, each entry pointing inside the data written.
+  const offsets = new Map<number, number>();
+  for (const n of plan.files) {
+    const l = data.layouts.get(n)!;
+    if (l.fragment === INVALID_FRAGMENT || n.path === '/c-dup-of-big') continue;
+    const tail = l.size % BS;
+    assert.ok(l.fragmentOffset + tail <= BS, `${n.path}: tail fits its fragment`);
+    assert.ok((offsets.get(l.fragment) ?? 0) <= l.fragmentOffset, `${n.path}: tails packed in order`);
+    offsets.set(l.fragment, l.fragmentOffset + tail);
+  }
+  for (const f of data.fragments) assert.ok(f.start + stored(f.size) <= bytes.length);
+});
