@@ -22,5 +22,17 @@ const walk = (dir) => {
 roots.forEach(walk);
 const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const selected = extra.length ? files.filter((f) => extra.some((e) => f.includes(e))) : files;
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...selected], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...selected], {
+  stdio: ['inherit', 'pipe', 'inherit'],
+  maxBuffer: 1 << 30,
+});
+process.stdout.write(r.stdout);
+// In CI every test must run: a skip there means a prerequisite is missing, and that is a failure.
+const ci = process.env.CI === 'true' || process.env.CI === '1';
+const skipped = Number(/^# skipped (\d+)$/m.exec(r.stdout.toString())?.[1] ?? 0);
+if (ci && skipped > 0) {
+  const lines = r.stdout.toString().split('\n').filter((l) => /# SKIP/.test(l));
+  console.error(`CI: ${skipped} test(s) skipped; every test must run in CI:\n${lines.join('\n')}`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);

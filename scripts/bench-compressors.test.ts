@@ -1,7 +1,7 @@
 /**
- * Throughput benchmark, skipped unless MKPORTABLE_BENCH=1 (it takes a minute or more):
+ * Compressor throughput benchmark (not part of npm test; it takes a minute or more):
  *
- *   MKPORTABLE_BENCH=1 node --import tsx --test src/compress/bench.test.ts
+ *   node --import tsx --test scripts/bench-compressors.test.ts
  *
  * Cuts the regular files of MKPORTABLE_BENCH_DIR (default /usr/bin, the first MKPORTABLE_BENCH_MB MiB in name
  * order, default 64) into 1 MiB blocks, compresses them on this thread with each compressor, and prints MB/s of
@@ -15,9 +15,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { createCompressor, parseCompression } from './registry.js';
+import { createCompressor, parseCompression } from '../src/compress/registry.js';
 
-const enabled = process.env.MKPORTABLE_BENCH === '1';
 const BLOCK = 1 << 20;
 
 function corpus(): Uint8Array[] {
@@ -54,8 +53,8 @@ function childCpuSeconds(command: string): number {
     .reduce((s, m) => s + Number(m[1]) * 60 + Number(m[2]), 0);
 }
 
-describe('compressor throughput', { skip: enabled ? false : 'set MKPORTABLE_BENCH=1 to run' }, () => {
-  const blocks = enabled ? corpus() : [];
+describe('compressor throughput', () => {
+  const blocks = corpus();
   const bytes = blocks.reduce((n, b) => n + b.length, 0);
   const mbs = (s: number) => (bytes / 1e6 / s).toFixed(2);
 
