@@ -138,3 +138,40 @@ test('a failed build leaves an older image in place and no temporary files', asy
   assert.deepEqual(await fs.readdir(out), ['demo_1.0.raw']);
   assert.ok(existsSync(image));
 });
+
+test('the native writer (default) and the mksquashfs backend build the same demo image contents', async (t) => {
+  if (!needs(t, hasCommand('mksquashfs') && hasCommand('sqfsdiff'), 'squashfs-tools and squashfs-tools-ng not installed')) return;
+  const out = tempDir();
+  const native = await buildDemo(path.join(out, 'native'));
+  assert.equal(native.backend, 'native');
+  const r = await runCli(['build', 'examples/demo', '--out', path.join(out, 'peer'), '--squashfs-tools', '/usr/bin', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const peer = JSON.parse(r.stdout) as BuildResult;
+  assert.equal(peer.backend, 'mksquashfs');
+  // Contents, owners, permissions and (-T) timestamps; exit 0 means no difference.
+  const diff = await runCommand('sqfsdiff', ['-a', native.image, '-b', peer.image, '-T']);
+  assert.equal(diff.code, 0, diff.stdout + diff.stderr);
+});
+
+test('mkportable ls and cat read our images and mksquashfs\'s alike', async (t) => {
+  if (!needs(t, hasCommand('mksquashfs') && hasCommand('unsquashfs'), 'squashfs-tools not installed')) return;
+  const out = tempDir();
+  const ours = await buildDemo(path.join(out, 'native'));
+  const r = await runCli(['build', 'examples/demo', '--out', path.join(out, 'peer'), '--squashfs-tools', '/usr/bin/mksquashfs', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const theirs = JSON.parse(r.stdout) as BuildResult;
+  for (const image of [ours.image, theirs.image]) {
+    const ls = await runCli(['ls', image, '/etc']);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^-rw-r--r-- 0\/0 +0 1970-01-01T00:00:00Z \/etc\/machine-id$/m);
+    assert.match(ls.stdout, /^drwxr-xr-x 0\/0 .* \/etc\/systemd\/system$/m);
+    const all = await runCli(['ls', image]);
+    assert.match(all.stdout, /^lrwxrwxrwx .* \/usr\/bin\/sh -> dash$/m);
+    const cat = await runCli(['cat', image, '/etc/os-release']);
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.equal(cat.stdout, (await runCommand('unsquashfs', ['-cat', image, 'etc/os-release'])).stdout);
+    const missing = await runCli(['cat', image, '/etc/nope']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /\/etc\/nope/);
+  }
+});
