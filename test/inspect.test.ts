@@ -77,6 +77,16 @@ const FIXTURES: Fixture[] = [
     rules: ['script-interpreter-missing'],
     reality: 'start-fails',
   },
+  {
+    name: 'elf-invalid',
+    change: (r) => {
+      const dash = path.join(r, 'usr/bin/dash');
+      rmSync(dash);
+      writeFileSync(dash, Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.alloc(60, 0xff)]), { mode: 0o755 });
+    },
+    rules: ['elf-invalid'],
+    reality: 'start-fails',
+  },
   { name: 'small-blocks', blockSize: '4K', rules: ['block-size-small'], reality: 'runs' },
 ];
 
