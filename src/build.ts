@@ -15,6 +15,7 @@ import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
 export interface BuildFile {
   path: string;
@@ -42,6 +43,10 @@ export interface BuildResult {
   osRelease: Record<string, string>;
   files: BuildFile[];
   warnings: BuildWarning[];
+  /** Nix store paths in the image, sorted: each one named by a unit, `contents` or a symlink, with its closure. */
+  nixStorePaths: string[];
+  /** Bytes searched for store path references while computing those closures. */
+  bytesScanned: number;
 }
 
 export interface BuildHooks {
@@ -149,11 +154,26 @@ async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
 
 /** Build a portable service image: the typed library entry point behind `mkportable build`. */
 export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
+  const { from: spec, allowDevices } = resolveOptions(options);
+  if (!spec) return buildImage(options, hooks);
+  if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
+  hooks.progress?.(`reading ${spec}`);
+  const from = await openFrom({ from: spec, allowDevices });
+  try {
+    return await buildImage(options, { ...hooks, source: from.source }, from);
+  } finally {
+    await from.close();
+  }
+}
+
+async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, from?: OpenedFrom): Promise<BuildResult> {
   const step = hooks.progress ?? (() => {});
   step('checking options');
   const opts = resolveOptions(options);
-  const units = await loadUnits(opts.units, opts.baseDir, opts.pname);
   const source = hooks.source ?? hostSource();
+  const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe }) : undefined;
+  if (generated && opts.closure === 'minimal') opts.contents.push(...generated.contents);
+  const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
   const warnings: BuildWarning[] = [];
 
   step('planning the image');
@@ -161,14 +181,16 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
     pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
     sourceOs: await readSourceOs(source), overrides: opts.osRelease,
   });
-  const tree = createTree();
+  const full = from !== undefined && opts.closure === 'full';
+  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${UNIT_DIR}/${u.name}`)) : createTree();
   planSkeleton(tree, opts, units, fields);
 
   step('resolving the closure');
-  const closure = createClosure(source, tree, opts.mtime, warnings);
+  const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true });
   await addUnitPrograms(closure, units);
   await addContents(closure, opts);
   await addLdConfig(closure);
+  if (from && !full) await keepSourceOwners(tree, source);
   addSymlinks(tree, opts);
   addMinimalEtc(tree, opts.mtime);
 
@@ -190,6 +212,8 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
       osRelease: Object.fromEntries(fields),
       files: listFiles(tree),
       warnings,
+      nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
+      bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
     };
   } catch (e) {
     await fs.rm(tmp, { force: true });

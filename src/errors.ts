@@ -22,7 +22,10 @@ export type ErrorCode =
   | 'OUTPUT_FAILED'
   | 'CHECK_FAILED'
   | 'IMAGE_CORRUPT'
-  | 'IMAGE_UNSUPPORTED';
+  | 'IMAGE_UNSUPPORTED'
+  | 'ARCHIVE_INVALID'
+  | 'DIGEST_MISMATCH'
+  | 'DEVICE_REFUSED';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;

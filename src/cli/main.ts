@@ -4,6 +4,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
+import { absoluteFromSpec } from '../sources/from-spec.js';
 
 /** A wrong command line: exit status 2, unlike a build failure (1). */
 class UsageError extends Error {}
@@ -63,8 +64,8 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
     if (v === undefined) continue;
     switch (s.kind) {
       case 'boolean':
-        // The only boolean flag is a negation: --no-check sets check: false.
-        out[s.key] = !(v as boolean);
+        // --no-X flags negate (--no-check sets check: false); the others set true (--unit-from-config).
+        out[s.key] = s.flag.startsWith('no-') ? !(v as boolean) : (v as boolean);
         break;
       case 'number': {
         const n = Number(v);
@@ -88,7 +89,14 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((u) => path.resolve(u));
         break;
       default:
-        out[s.key] = v;
+        if (s.key === 'from') {
+          // Relative to the working directory, whatever folder the config file is in.
+          try {
+            out[s.key] = absoluteFromSpec(v as string, process.cwd());
+          } catch (e) {
+            throw new UsageError(`--from: ${(e as Error).message}`);
+          }
+        } else out[s.key] = v;
     }
   }
   return out as Partial<PortableServiceConfig>;
@@ -114,7 +122,7 @@ async function build(args: string[]): Promise<number> {
 
   let config: Partial<PortableServiceConfig> = {};
   const target = positionals[0];
-  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && flags.units !== undefined;
+  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && (flags.units !== undefined || flags.unitFromConfig === true);
   if (target !== undefined || !flagsSuffice) {
     config = await loadConfigFile(await findConfig(target ?? '.'));
   }

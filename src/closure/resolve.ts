@@ -7,6 +7,7 @@ import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
 import { realpathIn } from './realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
+import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
 
 /** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
 export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
@@ -33,14 +34,21 @@ export interface Closure {
   ldSoConf?: Promise<string[]>;
   /** Set once a dynamically linked ELF is in the image: the runtime linker's config then goes in too. */
   needsLdConfig: boolean;
+  /**
+   * Set when a path inside a Nix store path brings the whole store path and its Nix closure (builds; inspect
+   * leaves it unset and follows only what programs need): the store paths added and the bytes scanned.
+   */
+  nix?: NixState;
 }
 
-export function createClosure(source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[]): Closure {
-  return { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false };
+export function createClosure(source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[], opts: { nixStore?: boolean } = {}): Closure {
+  const c: Closure = { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false };
+  if (opts.nixStore) c.nix = createNixState();
+  return c;
 }
 
 /** What kind of dependency is missing: inspect reports these as rule names. */
-export type MissingRule = 'dangling-symlink' | 'elf-interpreter-missing' | 'library-missing' | 'script-interpreter-missing';
+export type MissingRule = 'dangling-symlink' | 'elf-interpreter-missing' | 'library-missing' | 'script-interpreter-missing' | 'store-path-missing';
 
 function fail(c: Closure, why: Why, err: MkportableError, rule: MissingRule): void {
   if (why.strict) throw err;
@@ -76,8 +84,9 @@ function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: s
  * Walk `p` component by component inside the source, the way the kernel would: every symlink met on the way is
  * put into the image as a symlink and the walk continues at its target, so `/lib64/ld-linux-x86-64.so.2` brings
  * `/lib64 -> usr/lib64` and what it points to. Returns the real path and its stat, or null when missing.
+ * Nix store paths met on the way (`/nix/store/<hash>-<name>`) are added to `stores`.
  */
-async function walkIn(c: Closure, p: string, why: Why): Promise<{ real: string; stat: SourceStat } | null> {
+async function walkIn(c: Closure, p: string, why: Why, stores: Set<string>): Promise<{ real: string; stat: SourceStat } | null> {
   let done = '/';
   let rest = p.split('/').filter((s) => s !== '' && s !== '.');
   let links = 0;
@@ -91,6 +100,7 @@ async function walkIn(c: Closure, p: string, why: Why): Promise<{ real: string; 
     const cand = done === '/' ? `/${comp}` : `${done}/${comp}`;
     stat = await c.source.lstat(cand);
     if (!stat) return null;
+    if (c.nix && done === '/nix/store' && storePathOf(cand) === cand) stores.add(cand);
     if (stat.type === 'symlink') {
       if (++links > MAX_SYMLINKS) throw new MkportableError('SYMLINK_LOOP', `${p}: too many levels of symbolic links in ${c.source.name}`, p);
       const target = await c.source.readlink(cand);
@@ -108,21 +118,44 @@ async function walkIn(c: Closure, p: string, why: Why): Promise<{ real: string; 
 
 /**
  * Add a path of the source to the image at the same path, with everything it needs at run time.
- * `recursive` adds a directory's whole subtree. Returns the real path, or null when the path does not exist.
+ * `recursive` adds a directory's whole subtree. A path inside a Nix store path (or reached through one) brings
+ * that whole store path and its Nix closure. Returns the real path, or null when the path does not exist.
  */
 export async function addPath(c: Closure, p: string, why: Why, recursive = false): Promise<string | null> {
-  const found = await walkIn(c, normalizeImagePath(p), why);
-  if (!found) return null;
-  const { real, stat } = found;
-  if (stat.type === 'file') {
-    addFromStat(c, real, stat, why);
-    await analyseFile(c, real, stat, why);
-  } else if (stat.type === 'dir') {
-    if (recursive) await addDirectory(c, real, why);
-  } else {
-    addFromStat(c, real, stat, why);
+  const stores = new Set<string>();
+  const found = await walkIn(c, normalizeImagePath(p), why, stores);
+  if (found) {
+    const { real, stat } = found;
+    if (stat.type === 'file') {
+      addFromStat(c, real, stat, why);
+      await analyseFile(c, real, stat, why);
+    } else if (stat.type === 'dir') {
+      if (recursive) await addDirectory(c, real, why);
+    } else {
+      addFromStat(c, real, stat, why);
+    }
   }
-  return real;
+  for (const sp of stores) await addStoreClosure(c, sp, why);
+  return found ? found.real : null;
+}
+
+/**
+ * A store path goes in whole, with every store path it refers to (its Nix closure), each once; their files are
+ * analysed like a `contents` folder's (strict=false). A dangling reference fails as strictly as `why` says.
+ */
+async function addStoreClosure(c: Closure, storePath: string, why: Why): Promise<void> {
+  const nix = c.nix!;
+  if (nix.done.has(storePath)) return;
+  const paths = await nixClosure(c.source, [storePath], nix.stats, {
+    cache: nix.cache,
+    onMissing: (err) => fail(c, why, err, 'store-path-missing'),
+  });
+  const fresh = paths.filter((sp) => !nix.done.has(sp));
+  for (const sp of fresh) nix.done.add(sp);
+  for (const sp of fresh) {
+    const reason = sp === storePath ? `Nix store path (${why.reason})` : `Nix closure of ${storePath}`;
+    await addPath(c, sp, { ...why, strict: false, reason }, true);
+  }
 }
 
 async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {

@@ -13,7 +13,8 @@ export interface SymlinkSpec {
 export interface PortableServiceOptions {
   pname: string;
   version: string;
-  units: UnitSpec[];
+  /** Required unless unitFromConfig makes the service unit. */
+  units?: UnitSpec[];
   description?: string;
   homepage?: string;
   symlinks?: SymlinkSpec[];
@@ -29,6 +30,14 @@ export interface PortableServiceOptions {
   sourceDateEpoch?: number;
   /** Inspect the finished image by portabled's rules and fail on errors (default true). */
   check?: boolean;
+  /** Root filesystem to take binaries from instead of the build host: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR. */
+  from?: string;
+  /** "full": the whole rootfs of `from`; "minimal": only what units, contents and symlinks need. Default: full with `from`. */
+  closure?: 'full' | 'minimal';
+  /** Make `<pname>.service` from the image config's Entrypoint, Cmd, Env, WorkingDir and User (oci, oci-archive, docker-archive). */
+  unitFromConfig?: boolean;
+  /** Keep device nodes found in `from` (default true); false makes one an error. */
+  allowDevices?: boolean;
   /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */
   baseDir?: string;
 }
@@ -41,6 +50,8 @@ export type PortableServiceConfig = PortableServiceOptions & {
   'out-dir'?: string;
   'os-release'?: Record<string, string | null>;
   'source-date-epoch'?: number;
+  'unit-from-config'?: boolean;
+  'allow-devices'?: boolean;
 };
 
 /** Identity helper that gives config files type checking. */

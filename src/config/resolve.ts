@@ -6,6 +6,7 @@ import { compressionWords, parseBlockSize } from './size.js';
 import { validatePname, validateVersion } from './names.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
+import { parseFromSpec } from '../sources/from-spec.js';
 
 /** Options after validation, with defaults applied: what the build steps read. */
 export interface ResolvedOptions {
@@ -25,6 +26,11 @@ export interface ResolvedOptions {
   baseDir: string;
   check: boolean;
   backend: Backend;
+  /** `from` with an absolute path; undefined: the build host (or hooks.source). */
+  from?: string;
+  closure: 'full' | 'minimal';
+  unitFromConfig: boolean;
+  allowDevices: boolean;
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -35,8 +41,17 @@ function requireAbsolute(where: string, p: string): void {
 
 export function resolveOptions(input: PortableServiceConfig, where = 'options'): ResolvedOptions {
   const o = normalizeOptions(where, input);
-  for (const key of ['pname', 'version', 'units'] as const) {
+  for (const key of ['pname', 'version', ...(o.unitFromConfig ? [] : ['units' as const])] as const) {
     if (o[key] === undefined) throw new MkportableError('CONFIG_INVALID', `${where}: '${key}' is required`, where);
+  }
+  const baseDir = path.resolve(o.baseDir ?? '.');
+  const from = o.from === undefined ? undefined : parseFromSpec(o.from, baseDir, `${where}: from`);
+  if (o.closure !== undefined && o.closure !== 'full' && o.closure !== 'minimal') {
+    throw new MkportableError('CONFIG_INVALID', `${where}: 'closure' must be "full" or "minimal", got ${JSON.stringify(o.closure)}`, where);
+  }
+  if (o.closure === 'full' && !from) throw new MkportableError('CONFIG_INVALID', `${where}: closure "full" needs 'from' (the whole build host is never copied)`, where);
+  if (o.unitFromConfig && (!from || from.kind === 'tar' || from.kind === 'dir')) {
+    throw new MkportableError('CONFIG_INVALID', `${where}: 'unitFromConfig' needs 'from' to name a container image (oci:, oci-archive:, docker-archive:)`, where);
   }
   validatePname(o.pname!);
   validateVersion(o.version!);
@@ -60,7 +75,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   return {
     pname: o.pname!,
     version: o.version!,
-    units: o.units!,
+    units: o.units ?? [],
     description: o.description,
     homepage: o.homepage,
     symlinks: o.symlinks ?? [],
@@ -73,6 +88,10 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     outDir: path.resolve(o.outDir ?? DEFAULTS.outDir),
     osRelease: o.osRelease ?? {},
     mtime: mtime ?? 0,
-    baseDir: path.resolve(o.baseDir ?? '.'),
+    baseDir,
+    from: from && `${from.kind}:${from.path}${from.ref !== undefined ? `:${from.ref}` : ''}`,
+    closure: o.closure ?? (from ? 'full' : 'minimal'),
+    unitFromConfig: o.unitFromConfig ?? false,
+    allowDevices: o.allowDevices ?? true,
   };
 }

@@ -31,6 +31,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'osRelease', kind: 'record', flag: 'os-release', help: 'KEY=VALUE added to /etc/os-release; KEY= removes it (repeatable)' },
   { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'check' },
   { key: 'sourceDateEpoch', kind: 'number', flag: 'source-date-epoch', help: 'timestamp of every file', default: '$SOURCE_DATE_EPOCH or 0' },
+  { key: 'from', kind: 'string', flag: 'from', help: 'rootfs to build from: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR', default: 'the build host' },
+  { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
+  { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
+  { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
 ];
 
 export const DEFAULTS = {

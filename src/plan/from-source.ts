@@ -1,5 +1,6 @@
 import type { Source } from '../sources/source.js';
 import { type Entry, type ImageTree, createTree } from './tree.js';
+import { sourceXattrs } from '../sources/xattrs.js';
 
 export interface PlanFromSourceOptions {
   /** Keep the source's owners, or make everything root's (mksquashfs -all-root). */
@@ -21,7 +22,9 @@ export async function planFromSource(source: Source, dir: string, opts: PlanFrom
     const st = await source.lstat(src);
     if (!st) return;
     const path = rel || '/';
+    const xattrs = await sourceXattrs(source, src);
     const common = {
+      ...(xattrs ? { xattrs } : {}),
       mode: st.mode,
       uid: opts.owners === 'root' ? 0 : st.uid,
       gid: opts.owners === 'root' ? 0 : st.gid,

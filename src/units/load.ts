@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
+import { storePathOf } from '../closure/nix.js';
 import type { UnitSpec } from '../config/options.js';
 import { validateUnitName } from '../config/names.js';
 import { EXEC_KEYS, parseExecCommands, parseUnitFile, serviceEnvironment, unitValues, type UnitFile } from '../formats/unitfile.js';
@@ -24,6 +25,8 @@ export async function loadUnits(specs: UnitSpec[], baseDir: string, pname: strin
     if (typeof spec === 'string') {
       origin = path.resolve(baseDir, spec);
       name = path.basename(origin);
+      // A unit that is itself a store file (`writeText "demo.service"`) is named by the part after the hash.
+      if (storePathOf(origin) === origin) name = name.slice(33);
       try {
         text = await fs.readFile(origin, 'utf8');
       } catch (e) {
