@@ -12,13 +12,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, copyFileSync, appendFileSync, symlinkSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { portableService, MkportableError, type BuildResult } from '../src/index.js';
 import { encodeTar, type TarWriteEntry } from '../src/formats/tar.js';
 import { openImage } from '../src/squashfs/read/index.js';
 import { hasCommand, IN_CI, isRoot, tempDir } from './support/env.js';
+import { ask, waitFor } from './support/wait.js';
 import { ensurePortabledRootfs, portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
 
 const FAST = 'gzip -Xcompression-level 1';
@@ -178,37 +178,7 @@ function diffTrees(want: Map<string, string>, got: Map<string, string>): string[
   return problems;
 }
 
-function ask(port: number, request: string, until: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    sock.setTimeout(3000, () => sock.destroy(new Error(`no answer on port ${port}, got '${got}'`)));
-    sock.on('connect', () => sock.write(request));
-    sock.on('data', (d) => {
-      got += d;
-      if (until.test(got)) {
-        sock.end();
-        resolve(got);
-      }
-    });
-    sock.on('error', reject);
-  });
-}
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
 const portabled = portabledPrerequisites();
 const tools = ['umoci', 'skopeo', 'getfattr', 'setfattr', 'memcached', 'mknod'].filter((c) => !hasCommand(c));

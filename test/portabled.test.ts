@@ -2,9 +2,9 @@
 // plus a real network daemon from the host's Debian packages answering from inside its portable image.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
 import { hasCommand, IN_CI, runCli, tempDir } from './support/env.js';
+import { ask, waitFor } from './support/wait.js';
 import type { BuildResult } from '../src/index.js';
 
 async function build(example: string): Promise<BuildResult> {
@@ -13,38 +13,7 @@ async function build(example: string): Promise<BuildResult> {
   return JSON.parse(r.stdout) as BuildResult;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
 
-/** One request/response over TCP from the host side (the container shares the host's network). */
-function ask(port: number, request: string, until: RegExp): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let got = '';
-    sock.setTimeout(3000, () => sock.destroy(new Error(`no answer on port ${port}, got '${got}'`)));
-    sock.on('connect', () => sock.write(request));
-    sock.on('data', (d) => {
-      got += d;
-      if (until.test(got)) {
-        sock.end();
-        resolve(got);
-      }
-    });
-    sock.on('error', reject);
-  });
-}
 
 const pre = portabledPrerequisites();
 const ready = pre.ok && hasCommand('mksquashfs');
