@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { directorySource } from './sources/host.js';
 import { planFromSource } from './plan/from-source.js';
+import { walkHostDirectory } from './plan/walk.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { compressionWords, parseBlockSize } from './config/size.js';
 import { DEFAULTS } from './config/settings.js';
@@ -20,12 +21,16 @@ export interface PackOptions {
 export async function packDirectory(dir: string, image: string, o: PackOptions = {}): Promise<void> {
   const st = await fs.stat(dir).catch(() => null);
   if (!st?.isDirectory()) throw new MkportableError('PATH_NOT_FOUND', `${dir}: not a folder`, dir);
-  const tree = await planFromSource(directorySource(path.resolve(dir)), '/', { owners: o.allRoot ? 'root' : 'keep', mtime: 'keep' });
+  const backend = o.backend ?? 'native';
+  // The native writer takes the folder in columns (walkHostDirectory); mksquashfs is given the ImageTree.
+  const tree = backend === 'native'
+    ? walkHostDirectory(dir, { owners: o.allRoot ? 'root' : 'keep' })
+    : await planFromSource(directorySource(path.resolve(dir)), '/', { owners: o.allRoot ? 'root' : 'keep', mtime: 'keep' });
   const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : 0;
   const tmp = `${image}.${process.pid}.tmp`;
   try {
     await writeImage(tree, tmp, {
-      backend: o.backend ?? 'native',
+      backend,
       compression: compressionWords(o.compression ?? DEFAULTS.squashCompression),
       blockSize: parseBlockSize(o.blockSize ?? DEFAULTS.squashBlockSize),
       mkfsTime: epoch,

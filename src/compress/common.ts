@@ -90,6 +90,14 @@ export abstract class BaseCompressor implements SyncCompressor {
   abstract compressSync(data: Uint8Array): Uint8Array | null;
   abstract decompressSync(data: Uint8Array, maxSize: number): Uint8Array;
 
+  /** Through compressSync and a copy; compressors that can write into `out` directly override this. */
+  compressInto(data: Uint8Array, out: Uint8Array): number {
+    const packed = this.compressSync(data);
+    if (!packed || packed.length >= data.length) return -1;
+    out.set(packed);
+    return packed.length;
+  }
+
   compress(data: Uint8Array): Promise<Uint8Array | null> {
     try {
       return Promise.resolve(this.compressSync(data));

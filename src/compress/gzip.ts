@@ -1,6 +1,8 @@
 /**
  * gzip in squashfs: zlib streams (RFC 1950), as mksquashfs's gzip_wrapper.c writes them with deflateInit2(level,
- * Z_DEFLATED, window, memLevel 8, strategy). Node's zlib is the same zlib, synchronous in the calling thread.
+ * Z_DEFLATED, window, memLevel 8, strategy). Deflating goes through our binding to the system zlib (native/zlib.c),
+ * the library mksquashfs uses: Node's bundled zlib is Chromium's fork, whose deflate makes other choices. Inflating
+ * (the reader) uses Node's zlib: any correct inflate reads any stream.
  */
 import zlib from 'node:zlib';
 import { Compression } from '../squashfs/format.js';
@@ -12,10 +14,23 @@ import {
   invalid,
   needOptions,
   optionsBlock,
+  ownCopy,
+  requireNative,
   wholeNumber,
   type OptionWord,
 } from './common.js';
 import type { CompressorSpec } from './types.js';
+
+interface ZlibBinding {
+  /** Bytes written, or -1 when the stream does not fit in `out`. */
+  deflate(input: Uint8Array, out: Uint8Array, level: number, windowBits: number, memLevel: number, strategy: number): number;
+  version(): string;
+}
+
+const native = requireNative('mkportable-xz/zlib.cjs') as ZlibBinding;
+
+/** The zlib doing the deflating. */
+export const gzipLibraryVersion = (): string => `zlib ${native.version()}`;
 
 export const GZIP_DEFAULT_LEVEL = 9;
 export const GZIP_DEFAULT_WINDOW = 15;
@@ -97,6 +112,7 @@ export class GzipCompressor extends BaseCompressor {
   readonly id = Compression.GZIP;
   readonly spec: CompressorSpec;
   readonly #zlibStrategies: number[];
+  #scratch: [Uint8Array, Uint8Array] | null = null;
 
   constructor(spec: CompressorSpec) {
     super();
@@ -115,21 +131,40 @@ export class GzipCompressor extends BaseCompressor {
     ]);
   }
 
-  /** With several strategies, mksquashfs deflates with each and keeps the smallest (the first on a tie). */
+  #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
+    return native.deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy);
+  }
+
+  /**
+   * With several strategies, mksquashfs deflates with each and keeps the smallest (the first on a tie). Each try
+   * may only use fewer bytes than the best so far, so a losing strategy stops as soon as it has lost.
+   */
   compressSync(data: Uint8Array): Uint8Array | null {
-    if (data.length === 0) return null;
-    let best: Buffer | null = null;
-    for (const strategy of this.#zlibStrategies) {
-      const out = zlib.deflateSync(data, {
-        level: this.spec.level,
-        windowBits: this.spec.windowBits,
-        memLevel: 8,
-        strategy,
-      });
-      if (!best || out.length < best.length) best = out;
+    if (data.length < 2) return null;
+    if (!this.#scratch || this.#scratch[0].length < data.length) {
+      const n = Math.max(data.length, this.spec.blockSize);
+      this.#scratch = [new Uint8Array(n), new Uint8Array(this.#zlibStrategies.length > 1 ? n : 0)];
     }
-    if (!best || best.length >= data.length) return null;
-    return new Uint8Array(best.buffer, best.byteOffset, best.length);
+    const buffers = this.#scratch;
+    let limit = data.length - 1;
+    let best: Uint8Array | null = null;
+    let bestLength = -1;
+    for (const strategy of this.#zlibStrategies) {
+      const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
+      const n = this.#deflate(data, out.subarray(0, limit), strategy);
+      if (n >= 0) {
+        best = out;
+        bestLength = n;
+        limit = n - 1;
+        if (limit <= 0) break;
+      }
+    }
+    return best ? ownCopy(best, bestLength) : null;
+  }
+
+  compressInto(data: Uint8Array, out: Uint8Array): number {
+    if (this.#zlibStrategies.length > 1 || data.length < 2 || out.length < data.length - 1) return super.compressInto(data, out);
+    return this.#deflate(data, out.subarray(0, data.length - 1), this.#zlibStrategies[0]);
   }
 
   /** Any zlib stream whose window fits 32 KiB (the kernel inflates with the largest window too). */

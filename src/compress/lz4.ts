@@ -17,6 +17,9 @@ interface Lz4Binding {
 
 const lz4 = requireNative('lz4/build/Release/lz4.node') as Lz4Binding;
 
+/** The lz4 package's version (it builds its own liblz4 from the sources it ships). */
+export const lz4LibraryVersion = (): string => (requireNative('lz4/package.json') as { version: string }).version;
+
 /** The options block's version field: the kernel knows only the "legacy" LZ4 block format. */
 const LZ4_LEGACY = 1;
 const LZ4_HC_FLAG = 1;
@@ -72,6 +75,14 @@ export class Lz4Compressor extends BaseCompressor {
       ? lz4.compressHCLimited(data, this.#scratch, limit, LZ4_HC_LEVEL)
       : lz4.compressLimited(data, this.#scratch, limit);
     return n > 0 ? ownCopy(this.#scratch, n) : null;
+  }
+
+  compressInto(data: Uint8Array, out: Uint8Array): number {
+    if (data.length < 2) return -1;
+    const limit = data.length - 1;
+    if (out.length < limit) return super.compressInto(data, out);
+    const n = this.spec.hc ? lz4.compressHCLimited(data, out, limit, LZ4_HC_LEVEL) : lz4.compressLimited(data, out, limit);
+    return n > 0 ? n : -1;
   }
 
   decompressSync(data: Uint8Array, maxSize: number): Uint8Array {

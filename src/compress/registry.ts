@@ -10,11 +10,11 @@
  */
 import { Compression, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../squashfs/format.js';
 import { corrupt, invalid, unsupported, type OptionWord } from './common.js';
-import { GzipCompressor, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_STRATEGIES } from './gzip.js';
-import { Lz4Compressor, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
+import { GzipCompressor, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_STRATEGIES } from './gzip.js';
+import { Lz4Compressor, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
 import type { CompressorName, CompressorSpec, SyncCompressor } from './types.js';
-import { XzCompressor, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
-import { ZstdCompressor, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
+import { XzCompressor, xzLibraryVersion, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
+import { ZstdCompressor, zstdLibraryVersion, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
 
 const OPTION_WORDS: Record<CompressorName, Record<string, OptionWord>> = {
   gzip: gzipOptionWords,
@@ -103,6 +103,22 @@ export function specWords(spec: CompressorSpec): string[] {
       break;
   }
   return words;
+}
+
+const LIBRARY_VERSION: Record<CompressorName, () => string> = {
+  gzip: gzipLibraryVersion,
+  xz: xzLibraryVersion,
+  zstd: zstdLibraryVersion,
+  lz4: lz4LibraryVersion,
+};
+
+/**
+ * Everything that decides the bytes a spec compresses to: the spec with every field filled in (block size
+ * included) and the library doing the work, with its version. Equal identities give equal compressed blocks.
+ */
+export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec; library: string } {
+  const s = NORMALIZE[spec.name](spec);
+  return { spec: s, library: `${s.name} ${LIBRARY_VERSION[s.name]()}` };
 }
 
 /** A compressor for a spec (from parseCompression, or hand-made: it is checked the same way). */

@@ -39,5 +39,10 @@ export interface Compressor {
  */
 export interface SyncCompressor extends Compressor {
   compressSync(data: Uint8Array): Uint8Array | null;
+  /**
+   * Compress straight into `out` (which has room for at least data.length bytes): the compressed length, or -1
+   * when compressing does not make the data smaller. Same bytes as compressSync, without its copy.
+   */
+  compressInto(data: Uint8Array, out: Uint8Array): number;
   decompressSync(data: Uint8Array, maxSize: number): Uint8Array;
 }

@@ -276,6 +276,13 @@ export class XzCompressor extends BaseCompressor {
     return best ? ownCopy(best, bestLength) : null;
   }
 
+  /** One filter chain (no BCJ): liblzma writes straight into `out`. */
+  compressInto(data: Uint8Array, out: Uint8Array): number {
+    if (this.#bcjIds.length > 0 || data.length < 2 || out.length < data.length - 1) return super.compressInto(data, out);
+    const n = native.encode(data, 0, dictFor(data.length, this.spec.dictSize!), out.subarray(0, data.length - 1));
+    return n >= 0 ? n : -1;
+  }
+
   decompressSync(data: Uint8Array, maxSize: number): Uint8Array {
     checkMaxSize(maxSize);
     if (data.length === 0) throw corrupt('xz block is empty');

@@ -103,6 +103,9 @@ export function zstdFrameWindow(b: Uint8Array): number | null {
   return Math.max(size, 1024); // zstd never uses a window under 1 KiB
 }
 
+/** ZSTD_compressBound(n) = n + n/256 + (n < 128 KiB ? (128 KiB - n) >> 11 : 0) <= n + n/256 + 64 (with margin). */
+export const compressBound = (n: number): number => n + (n >> 8) + 128;
+
 /** log2 of a power of two. */
 const log2 = (n: number): number => Math.round(Math.log2(n));
 
@@ -124,6 +127,21 @@ export class ZstdCompressor extends BaseCompressor {
 
   compressSync(data: Uint8Array): Uint8Array | null {
     if (data.length < 2) return null;
+    const bound = compressBound(data.length);
+    if (this.#scratch.length < bound) this.#scratch = new Uint8Array(Math.max(bound, compressBound(this.spec.blockSize)));
+    const n = this.#cctx_().compress2(this.#scratch, data);
+    return n < data.length ? ownCopy(this.#scratch, n) : null;
+  }
+
+  /** Straight into `out` when it has room for the worst case; otherwise through the scratch buffer. */
+  compressInto(data: Uint8Array, out: Uint8Array): number {
+    if (data.length < 2) return -1;
+    if (out.length < compressBound(data.length)) return super.compressInto(data, out);
+    const n = this.#cctx_().compress2(out, data);
+    return n < data.length ? n : -1;
+  }
+
+  #cctx_(): InstanceType<ZstdBinding['CCtx']> {
     if (!this.#cctx) {
       // Contexts are reused (parameters stick). The window never exceeds the block size: the kernel decodes with a
       // window of max(block size, 8192). zstd shrinks it further to fit the input, as ZSTD_compressCCtx does.
@@ -131,11 +149,7 @@ export class ZstdCompressor extends BaseCompressor {
       this.#cctx.setParameter(zstd.CParameter.compressionLevel, this.spec.level!);
       this.#cctx.setParameter(zstd.CParameter.windowLog, log2(this.spec.blockSize));
     }
-    // ZSTD_compressBound(n) = n + n/256 + (n < 128 KiB ? (128 KiB - n) >> 11 : 0) <= n + n/256 + 64.
-    const bound = data.length + (data.length >> 8) + 128;
-    if (this.#scratch.length < bound) this.#scratch = new Uint8Array(Math.max(bound, this.spec.blockSize + (this.spec.blockSize >> 8) + 128));
-    const n = this.#cctx.compress2(this.#scratch, data);
-    return n < data.length ? ownCopy(this.#scratch, n) : null;
+    return this.#cctx;
   }
 
   /**

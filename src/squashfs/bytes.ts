@@ -15,6 +15,12 @@ export class ByteBuilder {
     return this.#length;
   }
 
+  /** Start over, keeping the buffer (views from an earlier finish() see the new bytes). */
+  reset(): this {
+    this.#length = 0;
+    return this;
+  }
+
   #reserve(n: number): number {
     const at = this.#length;
     const need = at + n;

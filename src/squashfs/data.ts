@@ -1,106 +1,173 @@
 /**
- * The data area: file blocks and fragment blocks, streamed from the sources and compressed in parallel.
+ * The data area: file blocks and fragment blocks, read and compressed by the worker pool, written in order.
  *
- * One producer reads every file in inode order, a block at a time, and puts an item for each step on an ordered
- * queue (file start, block, file end, fragment block). Blocks go to the compressor pool as they are read; the single
- * writer takes items off the queue in order, awaiting each block's compression, so the bytes land in the same order
- * whatever the number of workers or their timing. A window of blocks bounds memory: the producer takes a slot before
- * reading a block and the writer gives it back once the block is written (plus the small files read ahead, bounded
- * by AHEAD_BYTES, and one fragment block being filled).
+ * Three loops on the main thread, joined by queues:
+ *   producer  - walks the files in inode order and cuts them into tasks (task.ts) of about a MiB: the blocks of big
+ *               files, whole small files and tails; host files are read by the workers from their paths, other
+ *               bytes travel inline. A window of bytes bounds what is in flight, whatever the image size.
+ *   sequencer - takes task results in the order the tasks were made, records block sizes, decides duplicates and
+ *               packs small files and tails into fragment blocks, which go back to the pool (urgently).
+ *   writer    - appends stored bytes in the sequencer's order, waiting for fragment blocks as it meets them, so the
+ *               image is the same whatever the number of workers or their timing.
  *
- * Decided by the producer alone (so deterministic): sparse blocks (all zeros: block list 0, no bytes), tail packing
- * (the last partial block, or a whole small file, goes into the current fragment block; a tail never splits) and
- * duplicates (files whose size another file shares are hashed while read; a repeat of an earlier file reuses its
- * blocks and fragment, and the writer rewinds over the blocks it already wrote for it).
+ * Decided from the bytes and the plan alone (so deterministic): sparse blocks (all zeros: block list 0, no bytes),
+ * tail packing (the last partial block, or a whole small file, goes into the current fragment block; a tail never
+ * splits), duplicates (files whose size another file shares are hashed; a repeat of an earlier file reuses its
+ * blocks and fragment, and the writer rewinds over the blocks it already wrote for it), and where fragment blocks
+ * are cut: when full, and before files whose path hash picks them, so that a changed file only repacks the fragment
+ * blocks up to the next such file and a rebuild finds the others in the block cache.
  */
-import { createHash, type Hash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { MkportableError } from '../errors.js';
-import { copyBytes } from './bytes.js';
+import { pathBytesOf, type PackedContent, type PackedTree } from '../plan/packed.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import type { FragmentEntry } from './fragment-table.js';
 import type { ImageFile } from './output.js';
-import type { Plan, PlanNode } from './plan.js';
-import type { CompressionPool, Compressed } from './pool.js';
+import type { Plan } from './plan.js';
+import type { TaskRunner } from './pool.js';
+import { PIECE_FIELDS, Piece, Stored, resultSlack, type TaskRequest, type TaskResult, type WorkerCounters } from './task.js';
 
-export interface FileLayout {
+/** Where each file's data went, by tree row (inode rows of regular files; other rows unused). */
+export interface FileLayouts {
   /** Absolute position of the first stored block; 0 when the file has no blocks. */
-  start: number;
-  size: number;
+  start: Float64Array;
   /** Bytes in sparse blocks. */
-  sparse: number;
+  sparse: Float64Array;
+  fragment: Uint32Array;
+  fragmentOffset: Uint32Array;
+  /** The file's block list: blocks[blockStart[row] .. + blockCount(row)] (stored size | DATA_UNCOMPRESSED, 0 sparse). */
+  blockStart: Uint32Array;
   blocks: Uint32Array;
-  fragment: number;
-  fragmentOffset: number;
 }
 
-/** What the data path needs from the worker pool (tests inject an in-process one). */
-export type BlockCompressor = Pick<CompressionPool, 'compress'>;
+export interface DataProgress {
+  /** File bytes read and placed. */
+  bytes: number;
+  files: number;
+  /** Bytes written to the image so far. */
+  stored: number;
+}
 
 export interface DataOptions {
   blockSize: number;
   /** Pack the tail of files larger than a block into fragments too (ALWAYS_FRAG); otherwise it is a short block. */
   tailPacking: boolean;
-  pool: BlockCompressor;
-  /** Blocks alive at once (read, compressing, or waiting for their turn to be written). */
+  pool: TaskRunner;
+  /** Bytes alive at once in tasks (read, compressing, or waiting for their turn to be written). */
   window: number;
+  /** Hash every block (the block cache is keyed by the hash). */
+  hashBlocks: boolean;
+  onProgress?: (p: DataProgress) => void;
 }
 
 export interface DataResult {
-  layouts: Map<PlanNode, FileLayout>;
+  layouts: FileLayouts;
   fragments: FragmentEntry[];
   /** Files stored as references to an identical earlier file. */
   duplicates: number;
+  cache: WorkerCounters;
 }
 
-type Item =
-  | { kind: 'start'; layout: FileLayout }
-  | { kind: 'block'; layout: FileLayout; index: number; result: Promise<Compressed> }
-  | { kind: 'end'; layout: FileLayout; dupOf: FileLayout | null }
-  | { kind: 'fragment'; index: number; result: Promise<Compressed> };
+const NO_PATH = new Uint8Array(0);
 
-/** Counting semaphore that can be failed, releasing every waiter with the error. */
-class Window {
+/** Bytes of file data per task: big enough that a message costs little against the work it carries. */
+const TASK_BYTES = 1 << 20;
+const TASK_PIECES = 1024;
+/** Bytes a task's result buffer needs at most (a task stops growing past TASK_BYTES, by at most one block). */
+export const resultBytes = (blockSize: number): number => TASK_BYTES + blockSize + resultSlack(blockSize);
+/** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
+const RUN_BLOCKS = 4;
+const PROGRESS_MS = 100;
+
+/** Blocks a file stores outside fragments. */
+export function blockCount(size: number, blockSize: number, tailPacking: boolean): number {
+  return tailPacking || size < blockSize ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
+}
+
+/** Counting semaphore over bytes that can be failed, releasing every waiter with the error. */
+class ByteWindow {
   #free: number;
-  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #waiter: { need: number; resolve: () => void; reject: (e: unknown) => void } | null = null;
   #error: unknown = null;
 
   constructor(size: number) {
     this.#free = size;
   }
 
-  acquire(): Promise<void> {
+  /** Wait until `n` bytes are free (a single request larger than the window waits for an empty window). */
+  acquire(n: number, size: number): Promise<void> | void {
     if (this.#error) return Promise.reject(this.#error);
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve();
+    const need = Math.min(n, size);
+    if (this.#free >= need) {
+      this.#free -= n;
+      return;
     }
-    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+    return new Promise((resolve, reject) => {
+      this.#waiter = { need, resolve: () => { this.#free -= n; resolve(); }, reject };
+    });
   }
 
-  release(): void {
-    const w = this.#waiters.shift();
-    if (w) w.resolve();
-    else this.#free++;
+  /** Take bytes without waiting (the window may go below zero). */
+  take(n: number): void {
+    this.#free -= n;
+  }
+
+  release(n: number): void {
+    this.#free += n;
+    const w = this.#waiter;
+    if (w && this.#free >= w.need) {
+      this.#waiter = null;
+      w.resolve();
+    }
   }
 
   fail(e: unknown): void {
     this.#error ??= e;
-    for (const w of this.#waiters.splice(0)) w.reject(e);
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.reject(e);
   }
 }
 
-/** FIFO between the producer and the writer. */
-class ItemQueue {
-  #items: Item[] = [];
-  #head = 0;
+/**
+ * Buffers the workers hand back, kept for the next tasks: a fresh buffer per task would cost a page fault per page
+ * and leave the garbage collector megabytes to find.
+ */
+class Recycler {
+  readonly #free: ArrayBuffer[] = [];
+  readonly #max: number;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get(min: number): ArrayBuffer | null {
+    for (let i = this.#free.length - 1; i >= 0; i--) {
+      if (this.#free[i].byteLength >= min) {
+        const b = this.#free[i];
+        this.#free[i] = this.#free[this.#free.length - 1];
+        this.#free.pop();
+        return b;
+      }
+    }
+    return null;
+  }
+
+  put(b: ArrayBufferLike | undefined): void {
+    if (b instanceof ArrayBuffer && b.byteLength > 0 && this.#free.length < this.#max) this.#free.push(b);
+  }
+}
+
+/** FIFO between two loops; take() hands over everything queued at once. */
+class Handoff<T> {
+  #items: T[] = [];
   #wake: (() => void) | null = null;
   #closed = false;
   #error: unknown = null;
 
-  push(item: Item): void {
+  push(item: T): void {
     this.#items.push(item);
-    this.#notify();
+    if (this.#items.length === 1) this.#notify();
   }
 
   close(): void {
@@ -119,368 +186,580 @@ class ItemQueue {
     w?.();
   }
 
-  async shift(): Promise<Item | undefined> {
+  /** Everything queued (waiting for at least one item); null once closed and drained. */
+  async take(): Promise<T[] | null> {
     for (;;) {
       if (this.#error) throw this.#error;
-      if (this.#head < this.#items.length) {
-        const item = this.#items[this.#head++];
-        if (this.#head > 1024) {
-          this.#items = this.#items.slice(this.#head);
-          this.#head = 0;
-        }
-        return item;
+      if (this.#items.length > 0) {
+        const items = this.#items;
+        this.#items = [];
+        return items;
       }
-      if (this.#closed) return undefined;
+      if (this.#closed) return null;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
   }
 }
 
-/** Positional reads of one file's bytes into buffers the caller owns; fewer bytes only at the end of the file. */
-interface RawFile {
-  /** `into`, when given and big enough, may be used instead of a new buffer. */
-  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
-  close(): Promise<void>;
+/**
+ * Digests of the files seen so far (the first 16 bytes of their SHA-256, with the size), in an open-addressing
+ * table: a few tens of bytes per file however many there are.
+ */
+class DigestIndex {
+  #slots = new Int32Array(1024).fill(-1);
+  #digests = new Uint8Array(16 * 256);
+  #sizes = new Float64Array(256);
+  #rows = new Uint32Array(256);
+  #count = 0;
+
+  /** The row of an earlier file with the digest at digest[at..] and this size, or -1 after recording this one. */
+  findOrAdd(digest: Uint8Array, at: number, size: number, row: number): number {
+    if (this.#count * 2 >= this.#slots.length) this.#rehash();
+    const mask = this.#slots.length - 1;
+    let s = (digest[at] | (digest[at + 1] << 8) | (digest[at + 2] << 16) | (digest[at + 3] << 24)) & mask;
+    for (;;) {
+      const id = this.#slots[s];
+      if (id < 0) break;
+      if (this.#sizes[id] === size && this.#same(id, digest, at)) return this.#rows[id];
+      s = (s + 1) & mask;
+    }
+    const id = this.#count++;
+    if (id === this.#sizes.length) this.#growEntries();
+    for (let i = 0; i < 16; i++) this.#digests[id * 16 + i] = digest[at + i];
+    this.#sizes[id] = size;
+    this.#rows[id] = row;
+    this.#slots[s] = id;
+    return -1;
+  }
+
+  #same(id: number, digest: Uint8Array, at: number): boolean {
+    const d = this.#digests;
+    for (let i = 0; i < 16; i++) if (d[id * 16 + i] !== digest[at + i]) return false;
+    return true;
+  }
+
+  #growEntries(): void {
+    const n = this.#sizes.length * 2;
+    const digests = new Uint8Array(16 * n);
+    digests.set(this.#digests);
+    const sizes = new Float64Array(n);
+    sizes.set(this.#sizes);
+    const rows = new Uint32Array(n);
+    rows.set(this.#rows);
+    this.#digests = digests;
+    this.#sizes = sizes;
+    this.#rows = rows;
+  }
+
+  #rehash(): void {
+    const slots = new Int32Array(this.#slots.length * 2).fill(-1);
+    const mask = slots.length - 1;
+    const d = this.#digests;
+    for (let id = 0; id < this.#count; id++) {
+      let s = (d[id * 16] | (d[id * 16 + 1] << 8) | (d[id * 16 + 2] << 16) | (d[id * 16 + 3] << 24)) & mask;
+      while (slots[s] >= 0) s = (s + 1) & mask;
+      slots[s] = id;
+    }
+    this.#slots = slots;
+  }
 }
 
-function sourceError(node: PlanNode, reason: string): MkportableError {
-  const where = node.entry.origin || node.path;
-  return new MkportableError('SOURCE_READ', `${where}: ${reason}`, node.path);
+/** A hash of a row's image path (names up to the root), spread over all 32 bits: picks fragment cuts. */
+function pathHash(t: PackedTree, row: number): number {
+  let h = 0x811c9dc5;
+  for (let r = row; r !== 0; r = t.parent[r]) {
+    const end = t.nameStart[r] + t.nameLength[r];
+    for (let i = t.nameStart[r]; i < end; i++) h = Math.imul(h ^ t.names[i], 0x01000193);
+    h = Math.imul(h ^ 0x2f, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
-
-const unreadable = (node: PlanNode, e: unknown) => sourceError(node, `cannot read: ${e instanceof Error ? e.message : String(e)}`);
-
-async function openRaw(node: PlanNode): Promise<RawFile> {
-  const e = node.entry;
-  if (e.type !== 'file') throw new Error(`${node.path} is not a file`);
-  const c = e.content;
-  if (c.kind === 'bytes') {
-    return { read: async (offset, length) => copyBytes(c.data, offset, Math.min(c.data.length, offset + length)), close: async () => {} };
-  }
-  const host = c.source.hostPath(c.path);
-  if (host === undefined) {
-    return {
-      async read(offset, length) {
-        try {
-          const got = await c.source.read(c.path, offset, length);
-          return copyBytes(got, 0, Math.min(got.length, length)); // a copy we own, whatever the source keeps
-        } catch (err) {
-          throw unreadable(node, err);
-        }
-      },
-      close: async () => {},
-    };
-  }
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(host, 'r');
-  } catch (err) {
-    throw unreadable(node, err);
-  }
-  return {
-    async read(offset, length, into) {
-      const buf = into && into.byteOffset === 0 && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
-      let done = 0;
-      try {
-        while (done < length) {
-          const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-      } catch (err) {
-        throw unreadable(node, err);
-      }
-      return done === length ? buf : copyBytes(buf, 0, done);
-    },
-    close: () => fh.close(),
-  };
-}
-
-/** Read size for small blocks: fewer round trips, cut into blocks afterwards. */
-const READ_CHUNK = 1 << 20;
 
 /**
- * Reads a file front to back, a block at a time, and holds it to its planned size: a short read means it shrank,
- * a byte past the end means it grew. The last read asks for one byte more than the size, so a file read in one go
- * (small files) costs a single read. Small blocks are cut from 1 MiB reads. Blocks come out as views of the read
- * buffer; own() turns one into a buffer that can be transferred, copying only when it must, and the read buffer is
- * reused whenever nothing took it (so sparse stretches cost no allocation).
+ * Host paths of file rows (hostRoot + image path), built in a scratch buffer: the directory's part is kept while
+ * the files of one directory follow each other, as they do in inode order.
  */
-class FileReader {
-  readonly #node: PlanNode;
-  readonly #raw: RawFile;
-  readonly #size: number;
-  #buf: Uint8Array = new Uint8Array(0);
-  /** File offset of #buf[0], and of the next byte to hand out. */
-  #bufAt = 0;
-  #at = 0;
-  #endChecked = false;
-  /** The last view handed out spans the whole read buffer (bar the end-check byte): own() can give it away. */
-  #lastIsWhole = false;
+class HostPaths {
+  readonly #t: PackedTree;
+  readonly #root: Uint8Array;
+  #dir = -1;
+  #dirLength = 0;
+  scratch = new Uint8Array(4096);
 
-  constructor(node: PlanNode, raw: RawFile, size: number) {
-    this.#node = node;
-    this.#raw = raw;
-    this.#size = size;
+  constructor(t: PackedTree, root: Uint8Array) {
+    this.#t = t;
+    this.#root = root;
   }
 
-  /** A view of the next `length` bytes, valid until the next call. */
-  async next(length: number): Promise<Uint8Array> {
-    if (this.#at + length > this.#bufAt + this.#buf.length) await this.#fill(length);
-    const start = this.#at - this.#bufAt;
-    this.#at += length;
-    this.#lastIsWhole = start === 0 && this.#buf.length - length <= 1;
-    return this.#buf.subarray(start, start + length);
-  }
-
-  /** The last block from next() in a buffer of its own, safe to transfer. */
-  own(view: Uint8Array): Uint8Array {
-    if (!this.#lastIsWhole) return copyBytes(view);
-    this.#buf = new Uint8Array(0); // given away: the next read needs a new buffer
-    this.#bufAt = this.#at;
-    this.#lastIsWhole = false;
-    return view;
-  }
-
-  async #fill(length: number): Promise<void> {
-    const want = Math.min(Math.max(length, READ_CHUNK), this.#size + 1 - this.#at);
-    const got = await this.#raw.read(this.#at, want, this.#buf.length > 0 ? this.#buf : undefined);
-    if (got.length < length) throw this.#changed(`${this.#size} → ${this.#at + got.length} bytes`);
-    if (this.#at + want === this.#size + 1) {
-      if (got.length === want) throw this.#changed(`grew beyond ${this.#size} bytes`);
-      if (this.#at + got.length < this.#size) throw this.#changed(`${this.#size} → ${this.#at + got.length} bytes`);
-      this.#endChecked = true;
+  /** Writes the row's host path into `scratch`; returns its length. */
+  write(row: number): number {
+    const t = this.#t;
+    const parent = t.parent[row];
+    if (parent !== this.#dir) {
+      const dirPath = parent === 0 ? new Uint8Array(0) : pathBytesOf(t, parent);
+      this.#dirLength = this.#root.length + dirPath.length;
+      this.#ensure(this.#dirLength + 1 + 4096);
+      this.scratch.set(this.#root, 0);
+      this.scratch.set(dirPath, this.#root.length);
+      this.#dir = parent;
     }
-    this.#buf = got;
-    this.#bufAt = this.#at;
+    const nameLength = t.nameLength[row];
+    this.#ensure(this.#dirLength + 1 + nameLength);
+    this.scratch[this.#dirLength] = 0x2f;
+    this.scratch.set(t.names.subarray(t.nameStart[row], t.nameStart[row] + nameLength), this.#dirLength + 1);
+    return this.#dirLength + 1 + nameLength;
   }
 
-  /** After the last block: fail if the file goes on past its planned size. */
-  async finish(): Promise<void> {
-    if (this.#endChecked) return;
-    const more = await this.#raw.read(this.#size, 1);
-    if (more.length > 0) throw this.#changed(`grew beyond ${this.#size} bytes`);
-  }
-
-  #changed(what: string): MkportableError {
-    return sourceError(this.#node, `changed size while building (${what})`);
-  }
-
-  close(): Promise<void> {
-    return this.#raw.close();
+  #ensure(n: number): void {
+    if (this.scratch.length >= n) return;
+    const b = new Uint8Array(n * 2);
+    b.set(this.scratch);
+    this.scratch = b;
   }
 }
 
-/** A file made ready ahead of its turn: small ones read whole, big ones just opened. */
-type Prepared = { kind: 'small'; data: Uint8Array } | { kind: 'big'; reader: FileReader } | { kind: 'empty' };
+/** The pieces of one task being put together, and what the sequencer needs to know of them afterwards. */
+class TaskBuilder {
+  readonly pieces: number[] = [];
+  readonly slotRows: number[] = [];
+  #paths = new Uint8Array(4096);
+  #pathsLength = 0;
+  readonly #pathEnds: number[] = [];
+  readonly #inline: Uint8Array[] = [];
+  bytes = 0;
 
-/** How far the producer reads ahead: files opened or read before their turn, and bytes of small files held. */
-const AHEAD_FILES = 64;
-const AHEAD_BYTES = 8 << 20;
+  get full(): boolean {
+    return this.bytes >= TASK_BYTES || this.pieces.length >= TASK_PIECES * PIECE_FIELDS;
+  }
+
+  /** A file slot in this task; its host path is `path[0, length)` (length 0: the bytes come inline). */
+  slot(row: number, path: Uint8Array, length = path.length): number {
+    if (length > 0) {
+      if (this.#pathsLength + length > this.#paths.length) {
+        const n = new Uint8Array(Math.max(this.#paths.length * 2, this.#pathsLength + length));
+        n.set(this.#paths.subarray(0, this.#pathsLength));
+        this.#paths = n;
+      }
+      this.#paths.set(length === path.length ? path : path.subarray(0, length), this.#pathsLength);
+      this.#pathsLength += length;
+    }
+    this.#pathEnds.push(this.#pathsLength);
+    this.slotRows.push(row);
+    return this.slotRows.length - 1;
+  }
+
+  piece(slot: number, offset: number, length: number, flags: number, inline?: Uint8Array): void {
+    this.pieces.push(slot, offset, length, flags | (inline ? Piece.INLINE : 0));
+    if (inline) this.#inline.push(inline);
+    this.bytes += length;
+  }
+
+  request(out: ArrayBuffer | null): TaskRequest {
+    let inline: Uint8Array | null = null;
+    if (this.#inline.length > 0) {
+      inline = new Uint8Array(this.#inline.reduce((n, b) => n + b.length, 0));
+      let at = 0;
+      for (const b of this.#inline) {
+        inline.set(b, at);
+        at += b.length;
+      }
+    }
+    return {
+      id: 0,
+      pieces: Float64Array.from(this.pieces),
+      paths: this.#paths.slice(0, this.#pathsLength),
+      pathEnds: Uint32Array.from(this.#pathEnds),
+      inline,
+      out,
+    };
+  }
+}
+
+interface MadeTask {
+  pieces: number[];
+  slotRows: number[];
+  bytes: number;
+  result: Promise<TaskResult>;
+}
+
+/** A task result whose buffer goes back to the recycler once its last block is written. */
+interface Held {
+  buffer: ArrayBufferLike;
+  blocks: number;
+}
+
+type WriteItem =
+  | { kind: 'start'; row: number }
+  | { kind: 'block'; data: Uint8Array; held: Held }
+  | { kind: 'end'; row: number; dupOf: number }
+  | { kind: 'fragment'; index: number; result: Promise<TaskResult> };
+
+function sourceError(t: PackedTree, row: number, reason: string): MkportableError {
+  const subject = Buffer.from(pathBytesOf(t, row)).toString('utf8');
+  return new MkportableError('SOURCE_READ', `${t.origin(row)}: ${reason}`, subject);
+}
+
+const sumCounters = (a: WorkerCounters, b: WorkerCounters | undefined) => {
+  if (b) for (const k of Object.keys(a) as (keyof WorkerCounters)[]) a[k] += b[k];
+};
 
 export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): Promise<DataResult> {
+  const t = plan.tree;
   const bs = opts.blockSize;
-  const zeros = Buffer.alloc(bs);
-  const isZero = (b: Uint8Array) =>
-    Buffer.from(b.buffer, b.byteOffset, b.length).equals(b.length === bs ? zeros : zeros.subarray(0, b.length));
+  const files = plan.files;
+  const n = t.count;
+  const packTail = (size: number) => opts.tailPacking || size < bs;
+  const nBlocks = (size: number) => blockCount(size, bs, opts.tailPacking);
 
-  const layouts = new Map<PlanNode, FileLayout>();
-  const fragments: FragmentEntry[] = [];
-  const window = new Window(opts.window);
-  const queue = new ItemQueue();
-  let duplicates = 0;
-
+  let totalBlocks = 0;
+  let tailFiles = 0;
+  let tailBytes = 0;
+  const sizes = new Float64Array(files.length);
+  for (let i = 0; i < files.length; i++) {
+    const size = t.size[files[i]];
+    sizes[i] = size;
+    totalBlocks += nBlocks(size);
+    const tail = packTail(size) ? size - Math.floor(size / bs) * bs : 0;
+    if (tail > 0) {
+      tailFiles++;
+      tailBytes += tail;
+    }
+  }
   // Only a file whose size another file shares can be a duplicate: hash just those.
-  const sizeCount = new Map<number, number>();
-  for (const n of plan.files) if (n.entry.type === 'file' && n.entry.size > 0) sizeCount.set(n.entry.size, (sizeCount.get(n.entry.size) ?? 0) + 1);
-  const seen = new Map<string, FileLayout>();
+  sizes.sort();
+  const sizeShared = (size: number): boolean => {
+    if (size === 0) return false;
+    let lo = 0;
+    let hi = sizes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sizes[mid] < size) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1 < sizes.length && sizes[lo + 1] === size;
+  };
+  const cutBits = tailFiles === 0 ? 0 : Math.max(0, Math.min(24, Math.round(Math.log2((RUN_BLOCKS * bs) / (tailBytes / tailFiles)))));
+  const cutMask = (1 << cutBits) - 1;
 
-  const compress = (data: Uint8Array): Promise<Compressed> => {
-    const p = opts.pool.compress(data);
-    p.catch(() => {}); // awaited by the writer; never an unhandled rejection if the writer has stopped
-    return p;
+  const layouts: FileLayouts = {
+    start: new Float64Array(n),
+    sparse: new Float64Array(n),
+    fragment: new Uint32Array(n).fill(INVALID_FRAGMENT),
+    fragmentOffset: new Uint32Array(n),
+    blockStart: new Uint32Array(n),
+    blocks: new Uint32Array(totalBlocks),
+  };
+  {
+    let at = 0;
+    for (const row of files) {
+      layouts.blockStart[row] = at;
+      at += nBlocks(t.size[row]);
+    }
+  }
+  const fragments: FragmentEntry[] = [];
+  const window = new ByteWindow(opts.window);
+  const tasks = new Handoff<MadeTask>();
+  const writes = new Handoff<WriteItem>();
+  const cache: WorkerCounters = { hits: 0, misses: 0, stores: 0, corrupt: 0, storedBytes: 0, failures: 0 };
+  const progress: DataProgress = { bytes: 0, files: 0, stored: 0 };
+  let duplicates = 0;
+  // Every task costs the window its result buffer, all of one size, reused: memory is the window, whatever the tree.
+  const taskCost = resultBytes(bs);
+  const slack = resultSlack(bs);
+  const results = new Recycler(Math.ceil(opts.window / taskCost) + 2);
+  const resultBuffer = () => results.get(taskCost) ?? new ArrayBuffer(taskCost);
+  /** A task's result is written (or copied into fragments): its buffer and its share of the window come back. */
+  const done = (buffer: ArrayBufferLike) => {
+    results.put(buffer);
+    window.release(taskCost);
+  };
+  // Fragment blocks: their bytes (bs) and their compressed result (bs + slack), each from buffers of their own.
+  const fragmentCost = 2 * bs + slack;
+  const fragmentResults = new Recycler(Math.ceil(opts.window / fragmentCost) + 2);
+  const fragmentBuffers = new Recycler(Math.ceil(opts.window / fragmentCost) + 2);
+
+  const hostPaths = t.hostRoot ? new HostPaths(t, t.hostRoot) : null;
+  const produce = async () => {
+    let tb = new TaskBuilder();
+    const flush = async () => {
+      if (tb.pieces.length === 0) return;
+      const made = tb;
+      tb = new TaskBuilder();
+      await window.acquire(taskCost, opts.window);
+      const result = opts.pool.run(made.request(resultBuffer()));
+      result.catch(() => {}); // awaited by the sequencer; never an unhandled rejection if it has stopped
+      tasks.push({ pieces: made.pieces, slotRows: made.slotRows, bytes: made.bytes, result });
+    };
+    for (const row of files) {
+      const size = t.size[row];
+      if (size === 0) {
+        progress.files++;
+        continue;
+      }
+      const blocks = nBlocks(size);
+      const tail = packTail(size) ? size - blocks * bs : 0;
+      const candidate = sizeShared(size);
+      const blockFlags = Piece.COMPRESS | Piece.SPARSE | (opts.hashBlocks || candidate ? Piece.HASH : 0);
+      const tailFlags = Piece.END | (candidate ? Piece.HASH : 0);
+      const count = blocks + (tail > 0 ? 1 : 0);
+
+      let content: PackedContent | null = null;
+      let host: Uint8Array = NO_PATH;
+      let hostLength = 0;
+      if (hostPaths) {
+        hostLength = hostPaths.write(row);
+        host = hostPaths.scratch;
+      } else {
+        content = t.content(row);
+        if (content.kind === 'host') host = typeof content.path === 'string' ? Buffer.from(content.path) : content.path;
+        else if (content.kind === 'source') {
+          const p = content.source.hostPath(content.path);
+          if (p !== undefined) host = Buffer.from(p);
+        }
+        hostLength = host.length;
+      }
+      let slot = tb.slot(row, host, hostLength);
+      for (let i = 0; i < count; i++) {
+        const offset = i * bs;
+        const isTail = i === blocks;
+        const length = isTail ? tail : Math.min(bs, size - offset);
+        const last = i === count - 1;
+        const flags = (isTail ? tailFlags : blockFlags) | (last ? Piece.END : 0);
+        if (hostLength > 0) tb.piece(slot, offset, length, flags);
+        else tb.piece(slot, offset, length, flags, await readInline(t, row, content!, offset, length, last, size));
+        if (tb.full) {
+          await flush(); // (flush leaves hostPaths alone: the scratch still holds this row's path)
+          if (!last) slot = tb.slot(row, host, hostLength);
+        }
+      }
+    }
+    await flush();
   };
 
-  let fragBuf = new Uint8Array(bs);
+  const newFragment = () => Buffer.from(fragmentBuffers.get(bs) ?? new ArrayBuffer(bs), 0, bs);
+  let fragBuf = newFragment();
   let fragFill = 0;
-  const flushFragment = async () => {
+  const flushFragment = () => {
     if (fragFill === 0) return;
-    await window.acquire();
-    queue.push({ kind: 'fragment', index: fragments.length, result: compress(new Uint8Array(fragBuf.buffer, 0, fragFill)) });
+    const task: TaskRequest = {
+      id: 0,
+      pieces: Float64Array.of(0, 0, fragFill, Piece.COMPRESS | Piece.INLINE | (opts.hashBlocks ? Piece.HASH : 0)),
+      paths: new Uint8Array(0),
+      pathEnds: Uint32Array.of(0),
+      inline: fragBuf,
+      out: fragmentResults.get(bs + slack) ?? new ArrayBuffer(bs + slack),
+    };
+    const result = opts.pool.run(task, true);
+    result.catch(() => {});
+    window.take(fragmentCost);
+    writes.push({ kind: 'fragment', index: fragments.length, result });
     fragments.push({ start: 0, size: 0 });
-    fragBuf = new Uint8Array(bs);
+    fragBuf = newFragment();
     fragFill = 0;
   };
-  const addTail = async (tail: Uint8Array): Promise<{ index: number; offset: number }> => {
-    if (fragFill + tail.length > bs) await flushFragment();
-    fragBuf.set(tail, fragFill);
-    const at = { index: fragments.length, offset: fragFill };
-    fragFill += tail.length;
-    return at;
+  const addTail = (row: number, src: Buffer, start: number, end: number) => {
+    const length = end - start;
+    if (fragFill > 0 && (fragFill + length > bs || (pathHash(t, row) & cutMask) === 0)) flushFragment();
+    src.copy(fragBuf, fragFill, start, end);
+    layouts.fragment[row] = fragments.length;
+    layouts.fragmentOffset[row] = fragFill;
+    fragFill += length;
   };
 
-  const isSmall = (size: number) => size > 0 && size < bs;
-
-  const prepare = async (node: PlanNode): Promise<Prepared> => {
-    const size = node.entry.type === 'file' ? node.entry.size : 0;
-    if (size === 0) return { kind: 'empty' };
-    const reader = new FileReader(node, await openRaw(node), size);
-    if (!isSmall(size)) return { kind: 'big', reader };
-    try {
-      const data = await reader.next(size);
-      await reader.finish();
-      return { kind: 'small', data };
-    } finally {
-      await reader.close().catch(() => {});
-    }
-  };
-
-  const produceFile = async (node: PlanNode, prepared: Prepared) => {
-    if (node.entry.type !== 'file') return;
-    const size = node.entry.size;
-    const layout: FileLayout = { start: 0, size, sparse: 0, blocks: new Uint32Array(0), fragment: INVALID_FRAGMENT, fragmentOffset: 0 };
-    layouts.set(node, layout);
-    if (prepared.kind === 'empty') return;
-    const packTail = opts.tailPacking || size < bs;
-    const blockCount = packTail ? Math.floor(size / bs) : Math.ceil(size / bs);
-    const tailLength = packTail ? size - blockCount * bs : 0;
-    const hash: Hash | null = (sizeCount.get(size) ?? 0) > 1 ? createHash('sha256') : null;
-
-    let tail: Uint8Array | null = null;
-    if (prepared.kind === 'small') {
-      tail = prepared.data;
+  const seen = new DigestIndex();
+  // A candidate's digest: its one piece's hash, or the hash of its pieces' hashes.
+  let firstDigest: Uint8Array | null = null;
+  let firstAt = 0;
+  let fileHash: ReturnType<typeof createHash> | null = null;
+  const addDigest = (hashes: Uint8Array, at: number) => {
+    if (!firstDigest) {
+      firstDigest = hashes;
+      firstAt = at;
     } else {
-      const reader = prepared.reader;
-      try {
-        layout.blocks = new Uint32Array(blockCount);
-        queue.push({ kind: 'start', layout });
-        for (let i = 0; i < blockCount; i++) {
-          await window.acquire();
-          const length = Math.min(bs, size - i * bs);
-          let chunk: Uint8Array;
-          try {
-            chunk = await reader.next(length);
-          } catch (err) {
-            window.release();
-            throw err;
-          }
-          hash?.update(chunk);
-          if (isZero(chunk)) {
-            layout.blocks[i] = 0;
-            layout.sparse += length;
-            window.release();
-            continue;
-          }
-          queue.push({ kind: 'block', layout, index: i, result: compress(reader.own(chunk)) });
-        }
-        if (tailLength > 0) tail = await reader.next(tailLength);
-        await reader.finish();
-      } finally {
-        await reader.close().catch(() => {});
-      }
+      fileHash ??= createHash('sha256').update(firstDigest.subarray(firstAt, firstAt + 32));
+      fileHash.update(hashes.subarray(at, at + 32));
     }
-    if (tail) hash?.update(tail);
-
-    let dupOf: FileLayout | null = null;
-    if (hash) {
-      const key = `${size}:${hash.digest('hex')}`;
-      dupOf = seen.get(key) ?? null;
-      if (!dupOf) seen.set(key, layout);
+  };
+  /** A file's last piece is in: decide whether it repeats an earlier file, else pack its tail (src[start, end)). */
+  const endFile = (row: number, src: Buffer | null, start: number, end: number) => {
+    const size = t.size[row];
+    progress.files++;
+    let dupOf = -1;
+    if (firstDigest) {
+      dupOf = fileHash ? seen.findOrAdd(fileHash.digest(), 0, size, row) : seen.findOrAdd(firstDigest, firstAt, size, row);
+      firstDigest = null;
+      fileHash = null;
     }
-    if (dupOf) {
+    if (dupOf >= 0) {
       duplicates++;
-      layout.fragment = dupOf.fragment;
-      layout.fragmentOffset = dupOf.fragmentOffset;
-    } else if (tail) {
-      const at = await addTail(tail);
-      layout.fragment = at.index;
-      layout.fragmentOffset = at.offset;
-    }
-    if (blockCount > 0 || dupOf) queue.push({ kind: 'end', layout, dupOf });
+      layouts.fragment[row] = layouts.fragment[dupOf];
+      layouts.fragmentOffset[row] = layouts.fragmentOffset[dupOf];
+    } else if (src && end > start) addTail(row, src, start, end);
+    if (nBlocks(size) > 0) writes.push({ kind: 'end', row, dupOf });
   };
 
-  // Files are handled strictly in order; the next ones are opened (small ones read) while earlier ones are being
-  // compressed, within AHEAD_FILES files and AHEAD_BYTES bytes.
-  const produce = async () => {
-    const files = plan.files;
-    const ahead: { node: PlanNode; prepared: Promise<Prepared>; bytes: number }[] = [];
-    let next = 0;
-    let aheadBytes = 0;
-    const topUp = () => {
-      while (next < files.length && ahead.length < AHEAD_FILES && aheadBytes < AHEAD_BYTES) {
-        const node = files[next++];
-        const size = node.entry.type === 'file' ? node.entry.size : 0;
-        const bytes = isSmall(size) ? size : 0;
-        const prepared = prepare(node);
-        prepared.catch(() => {}); // surfaced when its turn comes
-        ahead.push({ node, prepared, bytes });
-        aheadBytes += bytes;
-      }
-    };
-    try {
-      topUp();
-      while (ahead.length > 0) {
-        const { node, prepared, bytes } = ahead.shift()!;
-        const ready = await prepared;
-        aheadBytes -= bytes;
-        topUp();
-        await produceFile(node, ready);
-      }
-      await flushFragment();
-    } finally {
-      // On failure, close whatever was opened ahead.
-      for (const a of ahead) void a.prepared.then((p) => (p.kind === 'big' ? p.reader.close() : undefined)).catch(() => {});
+  const sequence = (task: MadeTask, r: TaskResult) => {
+    if (r.failure) {
+      const row = task.slotRows[task.pieces[r.failure.piece * PIECE_FIELDS]];
+      const f = r.failure;
+      const size = t.size[row];
+      throw sourceError(t, row, f.kind === 'error' ? `cannot read: ${f.message}`
+        : f.kind === 'grew' ? `changed size while building (grew beyond ${size} bytes)` : `changed size while building (${size} → ${f.got} bytes)`);
     }
+    if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
+    sumCounters(cache, r.cache);
+    const held: Held = { buffer: r.data.buffer, blocks: 0 };
+    const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+    const p = task.pieces;
+    let at = 0;
+    for (let k = 0; k < p.length / PIECE_FIELDS; k++) {
+      const row = task.slotRows[p[k * PIECE_FIELDS]];
+      const offset = p[k * PIECE_FIELDS + 1];
+      const length = p[k * PIECE_FIELDS + 2];
+      const flags = p[k * PIECE_FIELDS + 3];
+      const stored = r.meta[k * 2];
+      const how = r.meta[k * 2 + 1];
+      if (flags & Piece.HASH && (offset === 0 ? sizeShared(t.size[row]) : firstDigest !== null)) addDigest(r.hashes, k * 32);
+      progress.bytes += length;
+      if (flags & Piece.COMPRESS) {
+        const block = layouts.blockStart[row] + offset / bs;
+        if (offset === 0) {
+          layouts.start[row] = 0;
+          writes.push({ kind: 'start', row });
+        }
+        if (how & Stored.ZERO) {
+          layouts.blocks[block] = 0;
+          layouts.sparse[row] += length;
+        } else {
+          layouts.blocks[block] = how & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored;
+          writes.push({ kind: 'block', data: r.data.subarray(at, at + stored), held });
+          held.blocks++;
+          at += stored;
+        }
+        if (flags & Piece.END) endFile(row, null, 0, 0);
+      } else {
+        endFile(row, data, at, at + length);
+        at += length;
+      }
+    }
+    if (held.blocks === 0) done(held.buffer);
   };
 
-  const write = async () => {
+  const sequencer = async () => {
     for (;;) {
-      const item = await queue.shift();
-      if (!item) return;
-      switch (item.kind) {
-        case 'start':
-          item.layout.start = out.position;
-          break;
-        case 'block': {
-          const r = await item.result;
-          item.layout.blocks[item.index] = r.raw ? r.data.length | DATA_UNCOMPRESSED : r.data.length;
-          await out.append(r.data);
-          window.release();
-          break;
-        }
-        case 'fragment': {
-          const r = await item.result;
-          fragments[item.index] = { start: out.position, size: r.raw ? r.data.length | DATA_UNCOMPRESSED : r.data.length };
-          await out.append(r.data);
-          window.release();
-          break;
-        }
-        case 'end':
-          if (item.dupOf) {
-            // Everything written since the file's start is its own blocks: drop them and point at the original.
-            if (item.layout.blocks.length > 0) out.rewind(item.layout.start);
-            item.layout.start = item.dupOf.start;
-            item.layout.blocks = item.dupOf.blocks;
-            item.layout.sparse = item.dupOf.sparse;
+      const made = await tasks.take();
+      if (!made) break;
+      for (const m of made) sequence(m, await m.result);
+    }
+    flushFragment();
+  };
+
+  const writer = async () => {
+    let last = 0;
+    for (;;) {
+      const items = await writes.take();
+      if (!items) return;
+      for (const item of items) {
+        switch (item.kind) {
+          case 'start':
+            layouts.start[item.row] = out.position;
+            break;
+          case 'block':
+            out.append(item.data);
+            if (--item.held.blocks === 0) done(item.held.buffer);
+            break;
+          case 'fragment': {
+            const r = await item.result;
+            if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
+            sumCounters(cache, r.cache);
+            const stored = r.meta[0];
+            fragments[item.index] = { start: out.position, size: r.meta[1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
+            out.append(r.data.subarray(0, stored));
+            fragmentResults.put(r.data.buffer);
+            fragmentBuffers.put(r.inline?.buffer);
+            window.release(fragmentCost);
+            break;
           }
-          break;
+          case 'end':
+            if (item.dupOf >= 0) {
+              // Everything written since the file's start is its own blocks: drop them and point at the original.
+              const row = item.row;
+              const orig = item.dupOf;
+              out.rewind(layouts.start[row]);
+              layouts.start[row] = layouts.start[orig];
+              layouts.sparse[row] = layouts.sparse[orig];
+              const count = nBlocks(t.size[row]);
+              layouts.blocks.copyWithin(layouts.blockStart[row], layouts.blockStart[orig], layouts.blockStart[orig] + count);
+            }
+            break;
+        }
+      }
+      if (opts.onProgress) {
+        const now = Date.now();
+        if (now - last >= PROGRESS_MS) {
+          last = now;
+          progress.stored = out.position;
+          opts.onProgress(progress);
+        }
       }
     }
   };
 
   const producing = produce().then(
-    () => queue.close(),
+    () => tasks.close(),
     (e) => {
-      queue.fail(e);
+      tasks.fail(e);
       throw e;
     },
   );
-  const writing = write().catch((e) => {
+  const sequencing = sequencer().then(
+    () => writes.close(),
+    (e) => {
+      writes.fail(e);
+      window.fail(e);
+      throw e;
+    },
+  );
+  const writing = writer().catch((e) => {
     window.fail(e);
+    tasks.fail(e);
     throw e;
   });
-  const [p, w] = await Promise.allSettled([producing, writing]);
-  if (p.status === 'rejected') throw p.reason;
-  if (w.status === 'rejected') throw w.reason;
-  return { layouts, fragments, duplicates };
+  const settled = await Promise.allSettled([producing, sequencing, writing]);
+  for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  if (opts.onProgress) {
+    progress.stored = out.position;
+    opts.onProgress(progress);
+  }
+  return { layouts, fragments, duplicates, cache };
+}
+
+/** Bytes the main thread reads itself (generated files, sources without a host path), checked against the plan. */
+async function readInline(
+  t: PackedTree,
+  row: number,
+  content: PackedContent,
+  offset: number,
+  length: number,
+  last: boolean,
+  size: number,
+): Promise<Uint8Array> {
+  if (content.kind === 'bytes') return content.data.subarray(offset, offset + length);
+  if (content.kind !== 'source') throw new Error('unreachable');
+  let got: Uint8Array;
+  try {
+    got = await content.source.read(content.path, offset, last ? length + 1 : length);
+  } catch (e) {
+    throw sourceError(t, row, `cannot read: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (got.length < length) throw sourceError(t, row, `changed size while building (${size} → ${offset + got.length} bytes)`);
+  if (got.length > length) {
+    if (last) throw sourceError(t, row, `changed size while building (grew beyond ${size} bytes)`);
+    got = got.subarray(0, length);
+  }
+  return got;
 }

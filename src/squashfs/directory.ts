@@ -81,14 +81,14 @@ export interface WrittenDirectory {
 }
 
 /** Append a directory's listing to the directory table. */
-export async function writeDirectory(table: MetadataWriter, entries: readonly DirEntry[]): Promise<WrittenDirectory> {
+export function writeDirectory(table: MetadataWriter, entries: readonly DirEntry[]): WrittenDirectory {
   const start = table.ref;
   const index: DirIndexEntry[] = [];
   let size = 0;
   for (const run of groupDirEntries(entries)) {
     if (run.indexAt !== undefined) index.push({ index: run.indexAt, startBlock: table.ref.block, name: run.entries[0].name });
     const bytes = encodeDirRun(run);
-    await table.write(bytes);
+    table.write(bytes);
     size += bytes.length;
   }
   return { start, size, entries: entries.length, index };

@@ -2,7 +2,7 @@
  * Fragment table: one 16-byte entry per fragment block {u64 start, u32 stored size (| DATA_UNCOMPRESSED), u32 0},
  * as a metadata stream followed by the index of its chunks. Sets fragment_table_start and fragments.
  */
-import type { Compressor } from '../compress/types.js';
+import type { MetadataCompressor } from './metadata.js';
 import { ByteBuilder } from './bytes.js';
 import { FRAGMENT_ENTRY_SIZE, type Superblock } from './format.js';
 import { encodeIndexedTable } from './metadata.js';
@@ -27,7 +27,7 @@ export function encodeFragmentEntries(entries: readonly FragmentEntry[]): Uint8A
 
 export async function writeFragmentTable(
   out: ImageFile,
-  compressor: Compressor | null,
+  compressor: MetadataCompressor | null,
   entries: readonly FragmentEntry[],
   sb: Superblock,
 ): Promise<void> {
@@ -37,7 +37,7 @@ export async function writeFragmentTable(
     sb.fragmentTable = BigInt(out.position);
     return;
   }
-  const t = await encodeIndexedTable(compressor, encodeFragmentEntries(entries), out.position);
-  await out.appendAll(t.pieces);
+  const t = encodeIndexedTable(compressor, encodeFragmentEntries(entries), out.position);
+  out.appendAll(t.pieces);
   sb.fragmentTable = BigInt(t.indexStart);
 }

@@ -1,7 +1,7 @@
 /**
  * Id table: the distinct uids and gids (u32 each); inodes refer to them by u16 index. Sets id_table_start and no_ids.
  */
-import type { Compressor } from '../compress/types.js';
+import type { MetadataCompressor } from './metadata.js';
 import { ByteBuilder } from './bytes.js';
 import { ID_ENTRY_SIZE, MAX_IDS, type Superblock } from './format.js';
 import { encodeIndexedTable } from './metadata.js';
@@ -13,10 +13,10 @@ export function encodeIds(ids: readonly number[]): Uint8Array {
   return b.finish();
 }
 
-export async function writeIdTable(out: ImageFile, compressor: Compressor | null, ids: readonly number[], sb: Superblock): Promise<void> {
+export async function writeIdTable(out: ImageFile, compressor: MetadataCompressor | null, ids: readonly number[], sb: Superblock): Promise<void> {
   if (ids.length === 0 || ids.length > MAX_IDS) throw new RangeError(`id table with ${ids.length} ids`);
-  const t = await encodeIndexedTable(compressor, encodeIds(ids), out.position);
-  await out.appendAll(t.pieces);
+  const t = encodeIndexedTable(compressor, encodeIds(ids), out.position);
+  out.appendAll(t.pieces);
   sb.idCount = ids.length;
   sb.idTable = BigInt(t.indexStart);
 }

@@ -46,9 +46,10 @@ export interface DirInode {
   index: DirIndexEntry[];
 }
 
-export function encodeDirInode(h: InodeHeader, d: DirInode): Uint8Array {
+/** `into`: a builder to reuse (the result is then a view of it, valid until its next use). */
+export function encodeDirInode(h: InodeHeader, d: DirInode, into?: ByteBuilder): Uint8Array {
   const fileSize = d.listingSize + DIR_SIZE_BIAS;
-  const b = new ByteBuilder(40);
+  const b = into ? into.reset() : new ByteBuilder(40);
   if (fileSize <= 0xffff && d.xattr === INVALID_XATTR && d.index.length === 0 && d.entries <= DIR_HEADER_MAX_ENTRIES) {
     header(b, InodeType.DIR, h);
     b.u32(d.startBlock); // start_block
@@ -91,8 +92,8 @@ export interface FileInode {
 
 const U32_LIMIT = 2 ** 32;
 
-export function encodeFileInode(h: InodeHeader, f: FileInode): Uint8Array {
-  const b = new ByteBuilder(56 + f.blocks.length * 4);
+export function encodeFileInode(h: InodeHeader, f: FileInode, into?: ByteBuilder): Uint8Array {
+  const b = into ? into.reset() : new ByteBuilder(56 + f.blocks.length * 4);
   // Sparse blocks alone do not call for the extended form (mksquashfs keeps such files basic too).
   const basic = f.nlink === 1 && f.xattr === INVALID_XATTR && f.start < U32_LIMIT && f.size < U32_LIMIT;
   if (basic) {
@@ -115,8 +116,8 @@ export function encodeFileInode(h: InodeHeader, f: FileInode): Uint8Array {
   return b.finish();
 }
 
-export function encodeSymlinkInode(h: InodeHeader, s: { nlink: number; target: Uint8Array; xattr: number }): Uint8Array {
-  const b = new ByteBuilder(28 + s.target.length);
+export function encodeSymlinkInode(h: InodeHeader, s: { nlink: number; target: Uint8Array; xattr: number }, into?: ByteBuilder): Uint8Array {
+  const b = into ? into.reset() : new ByteBuilder(28 + s.target.length);
   header(b, s.xattr === INVALID_XATTR ? InodeType.SYMLINK : InodeType.LSYMLINK, h);
   b.u32(s.nlink); // nlink
   b.u32(s.target.length); // symlink_size
@@ -133,10 +134,11 @@ export function encodeRdev(major: number, minor: number): number {
 export function encodeDeviceInode(
   h: InodeHeader,
   d: { kind: 'char' | 'block'; nlink: number; major: number; minor: number; xattr: number },
+  into?: ByteBuilder,
 ): Uint8Array {
   const ext = d.xattr !== INVALID_XATTR;
   const type = d.kind === 'char' ? (ext ? InodeType.LCHRDEV : InodeType.CHRDEV) : ext ? InodeType.LBLKDEV : InodeType.BLKDEV;
-  const b = new ByteBuilder(28);
+  const b = into ? into.reset() : new ByteBuilder(28);
   header(b, type, h);
   b.u32(d.nlink); // nlink
   b.u32(encodeRdev(d.major, d.minor)); // rdev
@@ -144,10 +146,10 @@ export function encodeDeviceInode(
   return b.finish();
 }
 
-export function encodeIpcInode(h: InodeHeader, d: { kind: 'fifo' | 'socket'; nlink: number; xattr: number }): Uint8Array {
+export function encodeIpcInode(h: InodeHeader, d: { kind: 'fifo' | 'socket'; nlink: number; xattr: number }, into?: ByteBuilder): Uint8Array {
   const ext = d.xattr !== INVALID_XATTR;
   const type = d.kind === 'fifo' ? (ext ? InodeType.LFIFO : InodeType.FIFO) : ext ? InodeType.LSOCKET : InodeType.SOCKET;
-  const b = new ByteBuilder(24);
+  const b = into ? into.reset() : new ByteBuilder(24);
   header(b, type, h);
   b.u32(d.nlink); // nlink
   if (ext) b.u32(d.xattr); // xattr

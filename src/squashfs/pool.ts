@@ -1,40 +1,23 @@
 /**
- * A pool of compression workers. Queued jobs go to the least busy worker in batches (one message carries up to
- * BATCH_BYTES of blocks, so small blocks do not pay a message round trip each; at most two batches outstanding per
- * worker, so none waits for a round trip); buffers move by transfer both ways. The pool does not bound memory itself: the data
- * pipeline never has more than its window of blocks alive. Workers start on first use (or start()) and end on
- * close().
+ * A pool of compression workers running tasks (task.ts). Each task goes to the least busy worker, at most two
+ * outstanding per worker so none waits for a round trip; urgent tasks (fragment blocks, which the writer is
+ * waiting for) jump the queue. Buffers move by transfer both ways. The pool does not bound memory itself: the data
+ * path never has more than its window of bytes in tasks. Workers start on first use (or start()) and end on close().
  */
 import { Worker } from 'node:worker_threads';
 import type { CompressorSpec } from '../compress/types.js';
-import { copyBytes } from './bytes.js';
+import type { TaskRequest, TaskResult } from './task.js';
+import type { WorkerSetup } from './run-task.js';
 
-export interface JobRequest {
-  id: number;
-  buf: ArrayBuffer;
-  length: number;
-}
-
-export type JobResult =
-  | { id: number; buf: ArrayBuffer; length: number; raw: boolean }
-  | { id: number; error: string };
-
-/** What goes to a worker, and what comes back: several jobs at a time. */
-export interface BatchRequest {
-  jobs: JobRequest[];
-}
-export interface BatchResult {
-  results: JobResult[];
-}
-
-export interface Compressed {
-  /** Bytes to store: the compressed block, or the input itself when compressing did not shrink it. */
-  data: Uint8Array;
-  raw: boolean;
+/** What the data path needs from a pool (tests run tasks in-process). */
+export interface TaskRunner {
+  /** Run a task; its buffers are transferred (the caller must not use them afterwards). */
+  run(task: TaskRequest, urgent?: boolean): Promise<TaskResult>;
+  readonly size: number;
 }
 
 interface Pending {
-  resolve: (r: Compressed) => void;
+  resolve: (r: TaskResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -44,35 +27,33 @@ interface Slot {
 }
 
 const PER_WORKER = 2;
-const BATCH_BYTES = 1 << 20;
-const BATCH_JOBS = 256;
 
 /**
  * Start the worker script next to this module: `worker.js` when compiled to dist/; when running from sources
  * under tsx, `worker.ts` through a small bootstrap that registers tsx in the worker first (an `--import tsx`
  * in execArgv does not yet apply to a worker's own entry module on Node 20).
  */
-function startWorker(spec: CompressorSpec): Worker {
+function startWorker(setup: WorkerSetup): Worker {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./worker.js', self), { workerData: { spec } });
+  if (!self.endsWith('.ts')) return new Worker(new URL('./worker.js', self), { workerData: setup });
   const script = new URL('./worker.ts', self).href;
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(script)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData: { spec } });
+  return new Worker(bootstrap, { eval: true, workerData: setup });
 }
 
-export class CompressionPool {
-  readonly #spec: CompressorSpec;
+export class CompressionPool implements TaskRunner {
+  readonly #setup: WorkerSetup;
   readonly #size: number;
   readonly #slots: Slot[] = [];
   readonly #pending = new Map<number, Pending>();
-  readonly #queue: JobRequest[] = [];
+  readonly #queue: TaskRequest[] = [];
   #nextId = 0;
   #failure: Error | null = null;
   #closed = false;
 
-  constructor(spec: CompressorSpec, size: number) {
-    this.#spec = spec;
+  constructor(spec: CompressorSpec, size: number, cacheFolder: string | null = null) {
+    this.#setup = { spec, cacheFolder };
     this.#size = Math.max(1, Math.floor(size));
   }
 
@@ -85,18 +66,13 @@ export class CompressionPool {
     while (!this.#closed && !this.#failure && this.#slots.length < this.#size) this.#spawn();
   }
 
-  /**
-   * Compress `data`. When it starts at offset 0 of its ArrayBuffer, the whole buffer is handed over (transferred)
-   * and must not be used afterwards; otherwise the bytes are copied first.
-   */
-  compress(data: Uint8Array): Promise<Compressed> {
+  run(task: TaskRequest, urgent = false): Promise<TaskResult> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#closed) return Promise.reject(new Error('compression pool is closed'));
-    const owns = data.byteOffset === 0 && data.buffer instanceof ArrayBuffer;
-    const buf = (owns ? data.buffer : copyBytes(data).buffer) as ArrayBuffer;
-    const id = this.#nextId++;
-    const promise = new Promise<Compressed>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
-    this.#queue.push({ id, buf, length: data.byteLength });
+    task.id = this.#nextId++;
+    const promise = new Promise<TaskResult>((resolve, reject) => this.#pending.set(task.id, { resolve, reject }));
+    if (urgent) this.#queue.unshift(task);
+    else this.#queue.push(task);
     this.#dispatch();
     return promise;
   }
@@ -106,34 +82,23 @@ export class CompressionPool {
       let slot = this.#slots.reduce<Slot | undefined>((best, s) => (!best || s.busy < best.busy ? s : best), undefined);
       if ((!slot || slot.busy > 0) && this.#slots.length < this.#size) slot = this.#spawn();
       if (!slot || slot.busy >= PER_WORKER) return;
-      // Share what is queued among the workers that have room, up to a batch each.
-      const room = this.#slots.filter((s) => s.busy < PER_WORKER).length + (this.#size - this.#slots.length);
-      const share = Math.max(1, Math.ceil(this.#queue.length / Math.max(1, room)));
-      const jobs: JobRequest[] = [];
-      let bytes = 0;
-      while (this.#queue.length > 0 && jobs.length < Math.min(share, BATCH_JOBS) && (jobs.length === 0 || bytes + this.#queue[0].length <= BATCH_BYTES)) {
-        const job = this.#queue.shift()!;
-        jobs.push(job);
-        bytes += job.length;
-      }
+      const task = this.#queue.shift()!;
       slot.busy++;
-      const batch: BatchRequest = { jobs };
-      slot.worker.postMessage(batch, jobs.map((j) => j.buf));
+      const transfer = [task.pieces.buffer, task.paths.buffer, task.pathEnds.buffer] as ArrayBuffer[];
+      if (task.inline) transfer.push(task.inline.buffer as ArrayBuffer);
+      if (task.out) transfer.push(task.out);
+      slot.worker.postMessage(task, [...new Set(transfer)]);
     }
   }
 
   #spawn(): Slot {
-    const worker = startWorker(this.#spec);
+    const worker = startWorker(this.#setup);
     const slot: Slot = { worker, busy: 0 };
-    worker.on('message', (batch: BatchResult) => {
+    worker.on('message', (r: TaskResult) => {
       slot.busy--;
-      for (const r of batch.results) {
-        const p = this.#pending.get(r.id);
-        this.#pending.delete(r.id);
-        if (!p) continue;
-        if ('error' in r) p.reject(new Error(`compression failed: ${r.error}`));
-        else p.resolve({ data: new Uint8Array(r.buf, 0, r.length), raw: r.raw });
-      }
+      const p = this.#pending.get(r.id);
+      this.#pending.delete(r.id);
+      p?.resolve(r);
       this.#dispatch();
     });
     worker.on('error', (e) => this.#fail(e instanceof Error ? e : new Error(String(e))));

@@ -7,13 +7,15 @@
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import { createCompressor } from '../compress/registry.js';
+import { compressorIdentity, createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { MkportableError, isMkportableError } from '../errors.js';
+import { Kind, nameOf, type PackedTree } from '../plan/packed.js';
 import type { ImageTree } from '../plan/tree.js';
-import { utf8 } from './bytes.js';
-import { writeData, type FileLayout } from './data.js';
-import { writeDirectory, type WrittenDirectory } from './directory.js';
+import { cacheFolder, recordAndTrim, DEFAULT_CACHE_CAP, type TrimResult } from './block-cache.js';
+import { ByteBuilder } from './bytes.js';
+import { blockCount, writeData, type DataProgress, type FileLayouts } from './data.js';
+import { writeDirectory, type DirEntry } from './directory.js';
 import { writeExportTable } from './export-table.js';
 import {
   DEVICE_BLOCK,
@@ -37,13 +39,27 @@ import {
   encodeFileInode,
   encodeIpcInode,
   encodeSymlinkInode,
+  type DirIndexEntry,
   type InodeHeader,
 } from './inode.js';
-import { MetadataWriter, refToU64 } from './metadata.js';
+import { MetadataWriter } from './metadata.js';
 import { ImageFile } from './output.js';
-import { planImage, type PlanNode } from './plan.js';
-import { CompressionPool } from './pool.js';
+import { clampTime, planImage, xattrIndex, type Plan } from './plan.js';
+import { CompressionPool, type TaskRunner } from './pool.js';
+import type { WorkerCounters } from './task.js';
 import { writeXattrTables } from './xattr-table.js';
+
+export interface BlockCacheOptions {
+  /** The cache root ($XDG_CACHE_HOME/mkportable by default; see block-cache.ts). */
+  dir: string;
+  /** Bytes the cache may hold before its least recently used entries go (default 1 GiB). */
+  cap?: number;
+}
+
+export interface WriteProgress extends DataProgress {
+  totalBytes: number;
+  totalFiles: number;
+}
 
 export interface WriteSquashfsOptions {
   compressor: CompressorSpec;
@@ -53,12 +69,22 @@ export interface WriteSquashfsOptions {
   workers?: number;
   /** Pack the tails of files larger than a block into fragments as well (default true; sets ALWAYS_FRAG). */
   tailPacking?: boolean;
+  /** Reuse compressed blocks from (and add them to) a block cache; none by default. */
+  cache?: BlockCacheOptions | null;
+  /** Called as data is written (at most every 100 ms, and once at the end of the data). */
+  onProgress?: (p: WriteProgress) => void;
+  /** Tests only: run tasks here instead of in worker threads. */
+  runner?: TaskRunner;
 }
 
 export interface WriteSquashfsResult {
   /** Size of the image file, padding included. */
   bytes: number;
   inodes: number;
+  /** Bytes of file data (before compression). */
+  dataBytes: number;
+  duplicates: number;
+  cache: (WorkerCounters & { trimmed: TrimResult | null }) | null;
 }
 
 function checkOptions(opts: WriteSquashfsOptions): void {
@@ -72,60 +98,123 @@ function checkOptions(opts: WriteSquashfsOptions): void {
 }
 
 /**
- * Blocks alive at once in the data pipeline: two per worker keeps every worker busy with big blocks; small blocks
- * need more in flight to hide the per-block round trips, so allow up to WINDOW_BYTES of them. Either way memory
- * stays bounded by max(2 × workers × blockSize, WINDOW_BYTES), whatever the image size.
+ * Bytes alive at once in the data pipeline: enough queued tasks to keep every worker busy, whatever the block
+ * size, and no more: memory stays bounded by this whatever the image size.
  */
 const WINDOW_BYTES = 16 << 20;
 export function dataWindow(workers: number, blockSize: number): number {
-  return Math.max(2 * workers, Math.floor(WINDOW_BYTES / blockSize));
+  return Math.max(WINDOW_BYTES, 4 * workers * Math.max(blockSize, 1 << 20));
 }
 
-function inodeHeader(n: PlanNode): InodeHeader {
-  return { mode: n.entry.mode, uidIndex: n.uidIndex, gidIndex: n.gidIndex, mtime: n.mtime, number: n.number };
+/** Inode and directory tables, built together: listings need their children's inode refs, directory inodes need
+ * their listing's place. Inode chunks go straight to the image; the directory table follows them. */
+function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof createCompressor>, layouts: FileLayouts, blockSize: number, tailPacking: boolean): { inodeTable: number; directoryTable: number; refs: Float64Array } {
+  const t: PackedTree = plan.tree;
+  const inodeTable = out.position;
+  const inodes = new MetadataWriter(compressor, (chunk) => out.append(chunk));
+  const directories = new MetadataWriter(compressor);
+  /** Inode ref by row, as the u64 value (block << 16 | offset). */
+  const refs = new Float64Array(t.count);
+  /** Directory rows: where the listing went. */
+  const listing = new Map<number, { block: number; offset: number; size: number; entries: number; index: DirIndexEntry[] }>();
+  const b = new ByteBuilder(256);
+  const header = (row: number): InodeHeader => ({
+    mode: t.mode[row],
+    uidIndex: plan.idIndex.get(t.uid[row])!,
+    gidIndex: plan.idIndex.get(t.gid[row])!,
+    mtime: clampTime(t.mtime[row]),
+    number: plan.number[row],
+  });
+  const parentNumber = (row: number) => (row === 0 ? plan.inodeCount + 1 : plan.number[t.parent[row]]);
+
+  for (let s = 0; s < plan.steps.length; s++) {
+    const step = plan.steps[s];
+    if (step < 0) {
+      const dir = -step - 1;
+      const entries: DirEntry[] = [];
+      const end = t.firstChild[dir] + t.childCount[dir];
+      for (let c = t.firstChild[dir]; c < end; c++) {
+        const row = t.link[c];
+        const ref = refs[row];
+        entries.push({ name: nameOf(t, c), inode: { block: Math.floor(ref / 65536), offset: ref % 65536 }, number: plan.number[row], type: basicType(kindName(t.kind[row])) });
+      }
+      const start = { block: directories.block, offset: directories.offset };
+      const w = writeDirectory(directories, entries);
+      listing.set(dir, { ...start, size: w.size, entries: w.entries, index: w.index });
+      continue;
+    }
+    const row = step;
+    refs[row] = inodes.block * 65536 + inodes.offset;
+    const h = header(row);
+    const xattr = xattrIndex(plan, row);
+    const nlink = plan.nlink[row];
+    let bytes: Uint8Array;
+    switch (t.kind[row]) {
+      case Kind.dir: {
+        const l = listing.get(row)!;
+        listing.delete(row);
+        bytes = encodeDirInode(h, { startBlock: l.block, offset: l.offset, listingSize: l.size, entries: l.entries, nlink, parent: parentNumber(row), xattr, index: l.index }, b);
+        break;
+      }
+      case Kind.file: {
+        const size = t.size[row];
+        const count = blockCount(size, blockSize, tailPacking);
+        const first = layouts.blockStart[row];
+        bytes = encodeFileInode(h, {
+          start: layouts.start[row], size, sparse: layouts.sparse[row], nlink,
+          fragment: layouts.fragment[row], fragmentOffset: layouts.fragmentOffset[row], xattr,
+          blocks: layouts.blocks.subarray(first, first + count),
+        }, b);
+        break;
+      }
+      case Kind.symlink:
+        bytes = encodeSymlinkInode(h, { nlink, target: t.symlinks.get(row)!, xattr }, b);
+        break;
+      case Kind.char:
+      case Kind.block: {
+        const d = t.devices.get(row) ?? { major: 0, minor: 0 };
+        bytes = encodeDeviceInode(h, { kind: t.kind[row] === Kind.char ? 'char' : 'block', nlink, major: d.major, minor: d.minor, xattr }, b);
+        break;
+      }
+      default:
+        bytes = encodeIpcInode(h, { kind: t.kind[row] === Kind.fifo ? 'fifo' : 'socket', nlink, xattr }, b);
+    }
+    inodes.write(bytes);
+  }
+  inodes.finish();
+  const directoryTable = out.position;
+  out.appendAll(directories.finish().chunks);
+  return { inodeTable, directoryTable, refs };
 }
 
-function encodeNode(n: PlanNode, listings: Map<PlanNode, WrittenDirectory>, layouts: Map<PlanNode, FileLayout>): Uint8Array {
-  const h = inodeHeader(n);
-  const e = n.entry;
-  switch (e.type) {
-    case 'dir': {
-      const l = listings.get(n)!;
-      return encodeDirInode(h, {
-        startBlock: l.start.block, offset: l.start.offset, listingSize: l.size, entries: l.entries,
-        nlink: n.nlink, parent: n.parent, xattr: n.xattr, index: l.index,
-      });
-    }
-    case 'file': {
-      const f = layouts.get(n)!;
-      return encodeFileInode(h, {
-        start: f.start, size: f.size, sparse: f.sparse, nlink: n.nlink,
-        fragment: f.fragment, fragmentOffset: f.fragmentOffset, xattr: n.xattr, blocks: f.blocks,
-      });
-    }
-    case 'symlink':
-      return encodeSymlinkInode(h, { nlink: n.nlink, target: utf8(e.target), xattr: n.xattr });
-    case 'char':
-    case 'block':
-      return encodeDeviceInode(h, { kind: e.type, nlink: n.nlink, major: e.major, minor: e.minor, xattr: n.xattr });
-    case 'fifo':
-    case 'socket':
-      return encodeIpcInode(h, { kind: e.type, nlink: n.nlink, xattr: n.xattr });
+function kindName(k: number): 'dir' | 'file' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' {
+  switch (k) {
+    case Kind.dir: return 'dir';
+    case Kind.file: return 'file';
+    case Kind.symlink: return 'symlink';
+    case Kind.char: return 'char';
+    case Kind.block: return 'block';
+    case Kind.fifo: return 'fifo';
+    default: return 'socket';
   }
 }
 
-export async function writeSquashfs(tree: ImageTree, outFile: string, opts: WriteSquashfsOptions): Promise<WriteSquashfsResult> {
+export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: string, opts: WriteSquashfsOptions): Promise<WriteSquashfsResult> {
   checkOptions(opts);
-  const plan = planImage(tree);
   const compressor = createCompressor(opts.compressor);
+  const plan = planImage(tree);
+  const t = plan.tree;
   const blockSize = opts.compressor.blockSize;
   const tailPacking = opts.tailPacking ?? true;
-  const pool = new CompressionPool(opts.compressor, opts.workers ?? os.availableParallelism());
-  if (plan.files.some((n) => n.entry.type === 'file' && n.entry.size > 0)) pool.start(); // workers boot while we open files
+  const folder = opts.cache ? cacheFolder(opts.cache.dir, compressorIdentity(compressor.spec)) : null;
+  const pool = opts.runner ?? new CompressionPool(compressor.spec, opts.workers ?? os.availableParallelism(), folder);
+  let dataBytes = 0;
+  for (const row of plan.files) dataBytes += t.size[row];
+  if (pool instanceof CompressionPool && dataBytes > 0) pool.start(); // workers boot while we open files
 
   const sb: Superblock = {
-    inodeCount: plan.nodes.length,
-    mkfsTime: Math.min(0xffffffff, Math.max(0, Math.floor(opts.mtime))),
+    inodeCount: plan.inodeCount,
+    mkfsTime: clampTime(opts.mtime),
     blockSize,
     fragmentCount: 0,
     compression: compressor.id,
@@ -147,60 +236,54 @@ export async function writeSquashfs(tree: ImageTree, outFile: string, opts: Writ
   let out: ImageFile | null = null;
   try {
     out = await ImageFile.create(outFile);
-    await out.append(new Uint8Array(SUPERBLOCK_SIZE)); // the superblock goes in last, once every table is placed
+    out.append(new Uint8Array(SUPERBLOCK_SIZE)); // the superblock goes in last, once every table is placed
 
     const options = compressor.options();
     if (options) {
       const block = new Uint8Array(2 + options.length);
       new DataView(block.buffer).setUint16(0, options.length | METADATA_UNCOMPRESSED, true);
       block.set(options, 2);
-      await out.append(block);
+      out.append(block);
       sb.flags |= SuperFlag.COMP_OPT;
     }
 
-    const data = await writeData(plan, out, { blockSize, tailPacking, pool, window: dataWindow(pool.size, blockSize) });
-    await pool.close();
+    const onProgress = opts.onProgress;
+    const data = await writeData(plan, out, {
+      blockSize, tailPacking, pool, window: dataWindow(pool.size, blockSize), hashBlocks: folder !== null,
+      onProgress: onProgress && ((p) => onProgress({ ...p, totalBytes: dataBytes, totalFiles: plan.files.length })),
+    });
+    if (pool instanceof CompressionPool) await pool.close();
 
-    // Inode and directory tables, built together: listings need their children's inode refs, directory
-    // inodes need their listing's place.
-    const inodes = new MetadataWriter(compressor);
-    const directories = new MetadataWriter(compressor);
-    const listings = new Map<PlanNode, WrittenDirectory>();
-    for (const step of plan.steps) {
-      if (step.kind === 'listing') {
-        const entries = step.dir.children.map((c) => ({
-          name: c.name, inode: c.node.ref!, number: c.node.number, type: basicType(c.node.entry.type),
-        }));
-        listings.set(step.dir, await writeDirectory(directories, entries));
-      } else {
-        step.node.ref = inodes.ref;
-        await inodes.write(encodeNode(step.node, listings, data.layouts));
-      }
-    }
-    sb.rootInode = refToU64(plan.root.ref!);
-    sb.inodeTable = BigInt(out.position);
-    await out.appendAll((await inodes.finish()).chunks);
-    sb.directoryTable = BigInt(out.position);
-    await out.appendAll((await directories.finish()).chunks);
+    const tables = writeTables(plan, out, compressor, data.layouts, blockSize, tailPacking);
+    sb.rootInode = BigInt(tables.refs[0]);
+    sb.inodeTable = BigInt(tables.inodeTable);
+    sb.directoryTable = BigInt(tables.directoryTable);
 
     await writeFragmentTable(out, compressor, data.fragments, sb);
-    await writeExportTable(out, compressor, plan.nodes.map((n) => refToU64(n.ref!)), sb);
+    const exportRefs = new Float64Array(plan.inodeCount);
+    for (let i = 0; i < plan.inodeCount; i++) exportRefs[i] = tables.refs[plan.order[i]];
+    await writeExportTable(out, compressor, exportRefs, sb);
     await writeIdTable(out, compressor, plan.ids, sb);
     await writeXattrTables(out, compressor, plan.xattrSets, sb);
 
     sb.bytesUsed = BigInt(out.position);
     const pad = (DEVICE_BLOCK - (out.position % DEVICE_BLOCK)) % DEVICE_BLOCK;
-    if (pad) await out.append(new Uint8Array(pad));
-    await out.writeAt(encodeSuperblock(sb), 0);
+    if (pad) out.append(new Uint8Array(pad));
+    out.writeAt(encodeSuperblock(sb), 0);
     const bytes = await out.finish();
     out = null;
-    return { bytes, inodes: plan.nodes.length };
+    let cache: WriteSquashfsResult['cache'] = null;
+    if (opts.cache) {
+      const trimmed = await recordAndTrim(opts.cache.dir, data.cache.storedBytes, opts.cache.cap ?? DEFAULT_CACHE_CAP).catch(() => null);
+      cache = { ...data.cache, trimmed };
+    }
+    return { bytes, inodes: plan.inodeCount, dataBytes, duplicates: data.duplicates, cache };
   } catch (e) {
     await out?.close();
     await fs.rm(outFile, { force: true });
     if (isMkportableError(e)) throw e;
     throw new MkportableError('OUTPUT_FAILED', `${outFile}: ${e instanceof Error ? e.message : String(e)}`, outFile);
   } finally {
-    await pool.close();
+    if (pool instanceof CompressionPool) await pool.close();
   }
 }

@@ -3,7 +3,7 @@
  * ({u64 kv ref, u32 count, u32 size} per set) as a metadata stream, then a 16-byte header {u64 kv table start,
  * u32 ids, u32 0} followed by the id table's chunk index. Sets xattr_id_table_start (the header).
  */
-import type { Compressor } from '../compress/types.js';
+import type { MetadataCompressor } from './metadata.js';
 import { ByteBuilder, utf8 } from './bytes.js';
 import { XATTR_ID_ENTRY_SIZE, XATTR_PREFIXES, type Superblock } from './format.js';
 import { MetadataWriter, encodeIndexedTable, refToU64 } from './metadata.js';
@@ -38,7 +38,7 @@ export function encodeXattrSet(set: readonly Xattr[]): Uint8Array {
   return b.finish();
 }
 
-export async function writeXattrTables(out: ImageFile, compressor: Compressor | null, sets: readonly Xattr[][], sb: Superblock): Promise<void> {
+export async function writeXattrTables(out: ImageFile, compressor: MetadataCompressor | null, sets: readonly Xattr[][], sb: Superblock): Promise<void> {
   if (sets.length === 0) {
     sb.xattrIdTable = 0xffffffffffffffffn;
     return;
@@ -48,24 +48,24 @@ export async function writeXattrTables(out: ImageFile, compressor: Compressor | 
   for (const set of sets) {
     const ref = kv.ref;
     const bytes = encodeXattrSet(set);
-    await kv.write(bytes);
+    kv.write(bytes);
     ids.u64(refToU64(ref)); // xattr (kv ref)
     ids.u32(set.length); // count
     ids.u32(bytes.length); // size
   }
   const kvStart = out.position;
-  const kvTable = await kv.finish();
-  await out.appendAll(kvTable.chunks);
+  const kvTable = kv.finish();
+  out.appendAll(kvTable.chunks);
 
-  const idTable = await encodeIndexedTable(compressor, ids.finish(), out.position);
+  const idTable = encodeIndexedTable(compressor, ids.finish(), out.position);
   const [idChunks, index] = [idTable.pieces.slice(0, -1), idTable.pieces[idTable.pieces.length - 1]];
-  await out.appendAll(idChunks);
+  out.appendAll(idChunks);
   const headerStart = out.position;
   const header = new ByteBuilder(16);
   header.u64(kvStart); // xattr_table_start
   header.u32(sets.length); // xattr_ids
   header.u32(0); // unused
-  await out.append(header.finish());
-  await out.append(index);
+  out.append(header.finish());
+  out.append(index);
   sb.xattrIdTable = BigInt(headerStart);
 }

@@ -1,5 +1,6 @@
 import { parseCompression } from '../compress/registry.js';
 import type { ImageTree } from '../plan/tree.js';
+import { isPackedTree, type PackedTree } from '../plan/packed.js';
 import { writeSquashfs } from '../squashfs/write.js';
 import { writeWithMksquashfs } from './mksquashfs.js';
 
@@ -19,8 +20,9 @@ export interface WriteImageOptions {
 }
 
 /** Write the tree with the chosen backend; both consume the same plan. */
-export async function writeImage(tree: ImageTree, outFile: string, o: WriteImageOptions): Promise<void> {
+export async function writeImage(tree: ImageTree | PackedTree, outFile: string, o: WriteImageOptions): Promise<void> {
   if (o.backend === 'mksquashfs') {
+    if (isPackedTree(tree)) throw new Error('the mksquashfs backend takes an ImageTree');
     await writeWithMksquashfs(tree, outFile, {
       compression: o.compression, blockSize: o.blockSize, mtime: o.mkfsTime, squashfsTools: o.squashfsTools, allTime: o.allTime ?? true,
     });

@@ -1,0 +1,110 @@
+/**
+ * A whole host folder as a PackedTree, the shape of `mksquashfs DIR IMG`: what planFromSource(directorySource(DIR))
+ * gives, without an object per file. Each directory is listed, stat'ed and sorted in one native call (native/scan.c):
+ * a stat per name through fs promises costs several times the system call, and nothing else runs while a tree is
+ * being planned.
+ */
+import { constants as fsc, lstatSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { MkportableError } from '../errors.js';
+import { Kind, PackedTreeBuilder, pathBytesOf, pathOf, type KindCode, type PackedTree } from './packed.js';
+
+export interface WalkOptions {
+  /** Keep the owners found on disk, or make everything root's (mksquashfs -all-root). */
+  owners?: 'keep' | 'root';
+}
+
+function kindOf(mode: number): KindCode {
+  switch (mode & fsc.S_IFMT) {
+    case fsc.S_IFREG: return Kind.file;
+    case fsc.S_IFDIR: return Kind.dir;
+    case fsc.S_IFLNK: return Kind.symlink;
+    case fsc.S_IFCHR: return Kind.char;
+    case fsc.S_IFBLK: return Kind.block;
+    case fsc.S_IFIFO: return Kind.fifo;
+    default: return Kind.socket;
+  }
+}
+
+const SLASH = Buffer.from('/');
+
+interface Scanned {
+  names: Uint8Array;
+  nameEnds: Uint32Array;
+  /** mode, uid, gid, size, mtime, nlink, ino, dev, rdev per name. */
+  stats: Float64Array;
+  targets: Uint8Array;
+  targetEnds: Uint32Array;
+}
+const FIELDS = 9;
+const native = createRequire(import.meta.url)('mkportable-xz/scan.cjs') as { scan(dir: Buffer): Scanned };
+
+function scan(dir: Buffer): Scanned {
+  try {
+    return native.scan(dir);
+  } catch (e) {
+    const where = dir.toString('utf8');
+    throw new MkportableError('SOURCE_READ', `${where}: cannot read: ${e instanceof Error ? e.message : String(e)}`, where);
+  }
+}
+
+export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTree {
+  const root = path.resolve(dir);
+  const rootBytes = Buffer.from(root === '/' ? '' : root);
+  const origin = `dir:${root}`;
+  const allRoot = opts.owners === 'root';
+  const b = new PackedTreeBuilder(4096);
+  const hardlinks = new Map<string, number>();
+
+  const rootPath = Buffer.from(root === '/' ? '/' : root + '/');
+  let rootStat;
+  try {
+    rootStat = lstatSync(rootPath);
+  } catch {
+    rootStat = null;
+  }
+  if (!rootStat?.isDirectory()) throw new MkportableError('PATH_NOT_FOUND', `${root}: not a folder`, root);
+  b.add(Kind.dir, new Uint8Array(0), 0, rootStat.mode, allRoot ? 0 : rootStat.uid, allRoot ? 0 : rootStat.gid, Math.floor(rootStat.mtimeMs / 1000));
+
+  // Breadth first, so that a directory's children land in consecutive rows.
+  const queue: { row: number; path: Buffer }[] = [{ row: 0, path: rootBytes }];
+  for (let q = 0; q < queue.length; q++) {
+    const { row, path: dirPath } = queue[q];
+    queue[q] = undefined as never; // let the frontier's paths go as the walk moves on
+    const s = scan(dirPath.length ? dirPath : SLASH);
+    const count = s.nameEnds.length;
+    b.firstChild[row] = b.count;
+    b.childCount[row] = count;
+    for (let i = 0; i < count; i++) {
+      const f = i * FIELDS;
+      const mode = s.stats[f];
+      const kind = kindOf(mode);
+      const nameStart = i === 0 ? 0 : s.nameEnds[i - 1];
+      const name = s.names.subarray(nameStart, s.nameEnds[i]);
+      const mtime = s.stats[f + 4];
+      if (kind !== Kind.dir && s.stats[f + 5] > 1) {
+        const key = `${s.stats[f + 7]}:${s.stats[f + 6]}`;
+        const first = hardlinks.get(key);
+        if (first !== undefined) {
+          const r = b.add(Kind.hardlink, name, row, mode, 0, 0, mtime);
+          b.link[r] = first;
+          continue;
+        }
+        hardlinks.set(key, b.count);
+      }
+      const r = b.add(kind, name, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
+      if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, name]) });
+      else if (kind === Kind.symlink) b.symlinks.set(r, s.targets.slice(i === 0 ? 0 : s.targetEnds[i - 1], s.targetEnds[i]));
+      else if (kind === Kind.char || kind === Kind.block) {
+        const rdev = s.stats[f + 8];
+        b.devices.set(r, { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) });
+      }
+    }
+  }
+
+  let tree: PackedTree;
+  const content = (row: number) => ({ kind: 'host' as const, path: Buffer.concat([rootBytes, pathBytesOf(tree, row)]) });
+  tree = b.finish(content, (row) => `${origin}:${pathOf(tree, row)}`, rootBytes);
+  return tree;
+}

@@ -1,0 +1,159 @@
+/**
+ * What a compression worker does with a task (see task.ts): read its pieces (host files by path, with plain
+ * synchronous reads into reusable buffers; or the inline bytes), hash what it is asked to, look blocks up in the
+ * block cache, compress the rest, and return everything in one buffer. Ordering and layout are the main thread's
+ * business; this only turns pieces into stored bytes. Runs in a worker thread (worker.ts), or in-process in tests.
+ */
+import { hash as digest } from 'node:crypto';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { createCompressor } from '../compress/registry.js';
+import type { CompressorSpec } from '../compress/types.js';
+import { BlockCache, emptyCounters } from './block-cache.js';
+import { PIECE_FIELDS, Piece, Stored, resultSlack, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
+
+export interface WorkerSetup {
+  spec: CompressorSpec;
+  /** The block cache folder for this spec, or null for no cache. */
+  cacheFolder: string | null;
+}
+
+class ReadError extends Error {
+  constructor(readonly failure: ReadFailure) {
+    super(failure.kind);
+  }
+}
+
+/** Read `length` bytes at `offset` into `into[at..]`; with `end`, check the file ends there (reads one byte more). */
+function readPiece(fd: number, piece: number, into: Uint8Array, at: number, offset: number, length: number, end: boolean): void {
+  const want = end ? length + 1 : length;
+  let done = 0;
+  try {
+    while (done < want) {
+      const n = readSync(fd, into, at + done, want - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (e) {
+    throw new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e) });
+  }
+  if (done < length) throw new ReadError({ piece, kind: 'shrank', got: offset + done });
+  if (end && done > length) throw new ReadError({ piece, kind: 'grew' });
+}
+
+/** A task runner with its own compressor, cache handle and buffers. */
+export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskResult {
+  const compressor = createCompressor(setup.spec);
+  const cache = setup.cacheFolder ? new BlockCache(setup.cacheFolder) : null;
+  const blockSize = setup.spec.blockSize;
+  const zeros = Buffer.alloc(blockSize);
+  /** Block being read for compression (one byte more for the end check). */
+  let input = Buffer.alloc(blockSize + 1);
+
+  function run(task: TaskRequest): TaskResult {
+    const pieces = task.pieces;
+    const count = pieces.length / PIECE_FIELDS;
+    const meta = new Float64Array(count * 2);
+    const hashes = new Uint8Array(count * 32);
+    let total = resultSlack(blockSize);
+    for (let i = 0; i < count; i++) total += pieces[i * PIECE_FIELDS + 2];
+    const data = task.out && task.out.byteLength >= total ? new Uint8Array(task.out) : new Uint8Array(total);
+    let at = 0;
+    let inlineAt = 0;
+    let fd = -1;
+    let fdSlot = -1;
+    const before = cache ? { ...cache.counters } : null;
+    const path = (slot: number) => {
+      const start = slot === 0 ? 0 : task.pathEnds[slot - 1];
+      return Buffer.from(task.paths.buffer, task.paths.byteOffset + start, task.pathEnds[slot] - start);
+    };
+    try {
+      for (let i = 0; i < count; i++) {
+        const p = i * PIECE_FIELDS;
+        const slot = pieces[p];
+        const offset = pieces[p + 1];
+        const length = pieces[p + 2];
+        const flags = pieces[p + 3];
+        const end = (flags & Piece.END) !== 0;
+        let bytes: Uint8Array;
+        const compress = (flags & Piece.COMPRESS) !== 0;
+        if (flags & Piece.INLINE) {
+          bytes = task.inline!.subarray(inlineAt, inlineAt + length);
+          inlineAt += length;
+        } else {
+          if (slot !== fdSlot) {
+            if (fd >= 0) closeSync(fd);
+            fd = -1;
+            try {
+              fd = openSync(path(slot), 'r');
+            } catch (e) {
+              throw new ReadError({ piece: i, kind: 'error', message: e instanceof Error ? e.message : String(e) });
+            }
+            fdSlot = slot;
+          }
+          if (compress) {
+            if (input.length < length + 1) input = Buffer.alloc(length + 1);
+            readPiece(fd, i, input, 0, offset, length, end);
+            bytes = input.subarray(0, length);
+          } else {
+            // Kept bytes go straight to their place in the result (the end-check byte is overwritten by the next).
+            readPiece(fd, i, data, at, offset, length, end);
+            bytes = data.subarray(at, at + length);
+          }
+          if (end) {
+            closeSync(fd);
+            fd = -1;
+            fdSlot = -1;
+          }
+        }
+        const hash = flags & Piece.HASH || (compress && cache) ? digest('sha256', bytes, 'buffer') : null;
+        if (hash) hashes.set(hash, i * 32);
+        if (!compress) {
+          if (flags & Piece.INLINE) data.set(bytes, at);
+          meta[i * 2] = length;
+          at += length;
+          continue;
+        }
+        if (flags & Piece.SPARSE && Buffer.from(bytes.buffer, bytes.byteOffset, length).equals(length === blockSize ? zeros : zeros.subarray(0, length))) {
+          meta[i * 2 + 1] = Stored.ZERO;
+          continue;
+        }
+        const hit = cache && hash ? cache.get(hash, length) : null;
+        let raw: boolean;
+        let n: number;
+        if (hit) {
+          raw = hit.raw;
+          n = raw ? length : hit.payload.length;
+          data.set(raw ? bytes : hit.payload, at);
+        } else {
+          n = compressor.compressInto(bytes, data.subarray(at));
+          raw = n < 0;
+          if (raw) {
+            n = length;
+            data.set(bytes, at);
+          }
+          if (cache && hash) cache.put(hash, raw, data.subarray(at, at + n));
+        }
+        meta[i * 2] = n;
+        meta[i * 2 + 1] = (raw ? Stored.RAW : 0) | (hit ? Stored.CACHED : 0);
+        at += n;
+      }
+    } catch (e) {
+      const result: TaskResult = { id: task.id, meta, hashes, data: new Uint8Array(0), inline: task.inline };
+      if (e instanceof ReadError) result.failure = e.failure;
+      else result.error = e instanceof Error ? e.message : String(e);
+      return result;
+    } finally {
+      if (fd >= 0) closeSync(fd);
+    }
+    const result: TaskResult = { id: task.id, meta, hashes, data: data.subarray(0, at), inline: task.inline };
+    if (cache && before) {
+      const c = cache.counters;
+      const delta = emptyCounters();
+      for (const k of Object.keys(delta) as (keyof typeof delta)[]) delta[k] = c[k] - before[k];
+      result.cache = delta;
+    }
+    return result;
+  }
+
+  return run;
+}
