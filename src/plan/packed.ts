@@ -152,8 +152,13 @@ export class PackedTreeBuilder {
     this.#cap = c;
   }
 
-  /** Append a row; returns its index. */
+  /** Append a row named `name`; returns its index. */
   add(kind: KindCode, name: Uint8Array, parent: number, mode: number, uid: number, gid: number, mtime: number, size = 0): number {
+    return this.addFrom(kind, name, 0, name.length, parent, mode, uid, gid, mtime, size);
+  }
+
+  /** Append a row named `src[start, end)` (no view of src is made); returns its index. */
+  addFrom(kind: KindCode, src: Uint8Array, start: number, end: number, parent: number, mode: number, uid: number, gid: number, mtime: number, size = 0): number {
     if (this.count === this.#cap) this.#grow();
     const r = this.count++;
     this.kind[r] = kind;
@@ -164,15 +169,18 @@ export class PackedTreeBuilder {
     this.size[r] = size;
     this.parent[r] = parent;
     this.link[r] = r;
-    if (this.namesLength + name.length > this.names.length) {
-      const n = new Uint8Array(Math.max(Math.ceil(this.names.length * 1.5), this.namesLength + name.length));
+    const length = end - start;
+    if (this.namesLength + length > this.names.length) {
+      const n = new Uint8Array(Math.max(Math.ceil(this.names.length * 1.5), this.namesLength + length));
       n.set(this.names.subarray(0, this.namesLength));
       this.names = n;
     }
-    this.names.set(name, this.namesLength);
-    this.nameStart[r] = this.namesLength;
-    this.nameLength[r] = name.length;
-    this.namesLength += name.length;
+    const names = this.names;
+    const at = this.namesLength;
+    for (let i = 0; i < length; i++) names[at + i] = src[start + i];
+    this.nameStart[r] = at;
+    this.nameLength[r] = length;
+    this.namesLength += length;
     return r;
   }
 

@@ -81,20 +81,20 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
       const mode = s.stats[f];
       const kind = kindOf(mode);
       const nameStart = i === 0 ? 0 : s.nameEnds[i - 1];
-      const name = s.names.subarray(nameStart, s.nameEnds[i]);
+      const nameEnd = s.nameEnds[i];
       const mtime = s.stats[f + 4];
       if (kind !== Kind.dir && s.stats[f + 5] > 1) {
         const key = `${s.stats[f + 7]}:${s.stats[f + 6]}`;
         const first = hardlinks.get(key);
         if (first !== undefined) {
-          const r = b.add(Kind.hardlink, name, row, mode, 0, 0, mtime);
+          const r = b.addFrom(Kind.hardlink, s.names, nameStart, nameEnd, row, mode, 0, 0, mtime);
           b.link[r] = first;
           continue;
         }
         hardlinks.set(key, b.count);
       }
-      const r = b.add(kind, name, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
-      if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, name]) });
+      const r = b.addFrom(kind, s.names, nameStart, nameEnd, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
+      if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, s.names.subarray(nameStart, nameEnd)]) });
       else if (kind === Kind.symlink) b.symlinks.set(r, s.targets.slice(i === 0 ? 0 : s.targetEnds[i - 1], s.targetEnds[i]));
       else if (kind === Kind.char || kind === Kind.block) {
         const rdev = s.stats[f + 8];

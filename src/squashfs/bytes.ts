@@ -67,7 +67,15 @@ export class ByteBuilder {
     return this;
   }
 
-  /** The bytes written so far (a view; the builder must not be used afterwards). */
+  /** Append src[start, end) without making a view of it. */
+  bytesFrom(src: Uint8Array, start: number, end: number): this {
+    const at = this.#reserve(end - start);
+    const buf = this.#buf;
+    for (let i = start; i < end; i++) buf[at + i - start] = src[i];
+    return this;
+  }
+
+  /** The bytes written so far (a view, valid until the builder is reset or grows). */
   finish(): Uint8Array {
     return this.#buf.subarray(0, this.#length);
   }

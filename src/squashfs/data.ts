@@ -4,7 +4,8 @@
  * Three loops on the main thread, joined by queues:
  *   producer  - walks the files in inode order and cuts them into tasks (task.ts) of about a MiB: the blocks of big
  *               files, whole small files and tails; host files are read by the workers from their paths, other
- *               bytes travel inline. A window of bytes bounds what is in flight, whatever the image size.
+ *               bytes are put in an arena slot. Each task holds an arena slot for its result until it is written:
+ *               the arena bounds what is in flight, whatever the image size.
  *   sequencer - takes task results in the order the tasks were made, records block sizes, decides duplicates and
  *               packs small files and tails into fragment blocks, which go back to the pool (urgently).
  *   writer    - appends stored bytes in the sequencer's order, waiting for fragment blocks as it meets them, so the
@@ -25,7 +26,7 @@ import type { FragmentEntry } from './fragment-table.js';
 import type { ImageFile } from './output.js';
 import type { Plan } from './plan.js';
 import type { TaskRunner } from './pool.js';
-import { PIECE_FIELDS, Piece, Stored, resultSlack, type TaskRequest, type TaskResult, type WorkerCounters } from './task.js';
+import { PIECE_FIELDS, Piece, Stored, resultSlack, slotView, type TaskRequest, type TaskResult, type WorkerCounters } from './task.js';
 
 /** Where each file's data went, by tree row (inode rows of regular files; other rows unused). */
 export interface FileLayouts {
@@ -53,8 +54,8 @@ export interface DataOptions {
   /** Pack the tail of files larger than a block into fragments too (ALWAYS_FRAG); otherwise it is a short block. */
   tailPacking: boolean;
   pool: TaskRunner;
-  /** Bytes alive at once in tasks (read, compressing, or waiting for their turn to be written). */
-  window: number;
+  /** Arena slots [0, taskSlots) hold read tasks; the rest (at least 3) fragment blocks and their results. */
+  taskSlots: number;
   /** Hash every block (the block cache is keyed by the hash). */
   hashBlocks: boolean;
   onProgress?: (p: DataProgress) => void;
@@ -69,12 +70,22 @@ export interface DataResult {
 }
 
 const NO_PATH = new Uint8Array(0);
+/** Bytes of tasks in flight to aim for, whatever the block size. */
+const WINDOW_BYTES = 12 << 20;
 
 /** Bytes of file data per task: big enough that a message costs little against the work it carries. */
 const TASK_BYTES = 1 << 20;
 const TASK_PIECES = 1024;
-/** Bytes a task's result buffer needs at most (a task stops growing past TASK_BYTES, by at most one block). */
-export const resultBytes = (blockSize: number): number => TASK_BYTES + blockSize + resultSlack(blockSize);
+/**
+ * The arena for a pool: slots big enough for any task's result (a task stops growing past TASK_BYTES, by at most
+ * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and three per
+ * worker for fragment blocks (one being filled, some compressing, some waiting to be written).
+ */
+export function arenaLayout(workers: number, blockSize: number): { slotSize: number; taskSlots: number; slots: number } {
+  const slotSize = Math.max(TASK_BYTES, blockSize) + blockSize + resultSlack(blockSize);
+  const taskSlots = Math.max(6 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
+  return { slotSize, taskSlots, slots: taskSlots + 3 * workers + 3 };
+}
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
 const RUN_BLOCKS = 4;
 const PROGRESS_MS = 100;
@@ -84,77 +95,32 @@ export function blockCount(size: number, blockSize: number, tailPacking: boolean
   return tailPacking || size < blockSize ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
 }
 
-/** Counting semaphore over bytes that can be failed, releasing every waiter with the error. */
-class ByteWindow {
-  #free: number;
-  #waiter: { need: number; resolve: () => void; reject: (e: unknown) => void } | null = null;
+/** Free arena slots; acquire waits for one. Can be failed, releasing every waiter with the error. */
+class SlotPool {
+  readonly #free: number[];
+  readonly #waiters: { resolve: (slot: number) => void; reject: (e: unknown) => void }[] = [];
   #error: unknown = null;
 
-  constructor(size: number) {
-    this.#free = size;
+  constructor(first: number, count: number) {
+    this.#free = Array.from({ length: count }, (_, i) => first + count - 1 - i);
   }
 
-  /** Wait until `n` bytes are free (a single request larger than the window waits for an empty window). */
-  acquire(n: number, size: number): Promise<void> | void {
+  acquire(): Promise<number> | number {
     if (this.#error) return Promise.reject(this.#error);
-    const need = Math.min(n, size);
-    if (this.#free >= need) {
-      this.#free -= n;
-      return;
-    }
-    return new Promise((resolve, reject) => {
-      this.#waiter = { need, resolve: () => { this.#free -= n; resolve(); }, reject };
-    });
+    const slot = this.#free.pop();
+    if (slot !== undefined) return slot;
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** Take bytes without waiting (the window may go below zero). */
-  take(n: number): void {
-    this.#free -= n;
-  }
-
-  release(n: number): void {
-    this.#free += n;
-    const w = this.#waiter;
-    if (w && this.#free >= w.need) {
-      this.#waiter = null;
-      w.resolve();
-    }
+  release(slot: number): void {
+    const w = this.#waiters.shift();
+    if (w) w.resolve(slot);
+    else this.#free.push(slot);
   }
 
   fail(e: unknown): void {
     this.#error ??= e;
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.reject(e);
-  }
-}
-
-/**
- * Buffers the workers hand back, kept for the next tasks: a fresh buffer per task would cost a page fault per page
- * and leave the garbage collector megabytes to find.
- */
-class Recycler {
-  readonly #free: ArrayBuffer[] = [];
-  readonly #max: number;
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  get(min: number): ArrayBuffer | null {
-    for (let i = this.#free.length - 1; i >= 0; i--) {
-      if (this.#free[i].byteLength >= min) {
-        const b = this.#free[i];
-        this.#free[i] = this.#free[this.#free.length - 1];
-        this.#free.pop();
-        return b;
-      }
-    }
-    return null;
-  }
-
-  put(b: ArrayBufferLike | undefined): void {
-    if (b instanceof ArrayBuffer && b.byteLength > 0 && this.#free.length < this.#max) this.#free.push(b);
+    for (const w of this.#waiters.splice(0)) w.reject(e);
   }
 }
 
@@ -309,9 +275,13 @@ class HostPaths {
     }
     const nameLength = t.nameLength[row];
     this.#ensure(this.#dirLength + 1 + nameLength);
-    this.scratch[this.#dirLength] = 0x2f;
-    this.scratch.set(t.names.subarray(t.nameStart[row], t.nameStart[row] + nameLength), this.#dirLength + 1);
-    return this.#dirLength + 1 + nameLength;
+    const out = this.scratch;
+    const names = t.names;
+    const from = t.nameStart[row];
+    const at = this.#dirLength + 1;
+    out[at - 1] = 0x2f;
+    for (let i = 0; i < nameLength; i++) out[at + i] = names[from + i];
+    return at + nameLength;
   }
 
   #ensure(n: number): void {
@@ -324,16 +294,21 @@ class HostPaths {
 
 /** The pieces of one task being put together, and what the sequencer needs to know of them afterwards. */
 class TaskBuilder {
-  readonly pieces: number[] = [];
-  readonly slotRows: number[] = [];
-  #paths = new Uint8Array(4096);
+  /** PIECE_FIELDS numbers per piece; `pieceCount` used. */
+  readonly pieces = new Float64Array(TASK_PIECES * PIECE_FIELDS);
+  pieceCount = 0;
+  slotRows: number[] = [];
+  #paths = new Uint8Array(16384);
   #pathsLength = 0;
-  readonly #pathEnds: number[] = [];
-  readonly #inline: Uint8Array[] = [];
+  #pathEnds: number[] = [];
+  /** The arena slot holding this task's inline bytes (-1: none yet), and how much of it is used. */
+  input = -1;
+  #inputView: Uint8Array | null = null;
+  #inputLength = 0;
   bytes = 0;
 
   get full(): boolean {
-    return this.bytes >= TASK_BYTES || this.pieces.length >= TASK_PIECES * PIECE_FIELDS;
+    return this.bytes >= TASK_BYTES || this.pieceCount === TASK_PIECES;
   }
 
   /** A file slot in this task; its host path is `path[0, length)` (length 0: the bytes come inline). */
@@ -344,7 +319,9 @@ class TaskBuilder {
         n.set(this.#paths.subarray(0, this.#pathsLength));
         this.#paths = n;
       }
-      this.#paths.set(length === path.length ? path : path.subarray(0, length), this.#pathsLength);
+      const paths = this.#paths;
+      const at = this.#pathsLength;
+      for (let i = 0; i < length; i++) paths[at + i] = path[i];
       this.#pathsLength += length;
     }
     this.#pathEnds.push(this.#pathsLength);
@@ -352,43 +329,64 @@ class TaskBuilder {
     return this.slotRows.length - 1;
   }
 
-  piece(slot: number, offset: number, length: number, flags: number, inline?: Uint8Array): void {
-    this.pieces.push(slot, offset, length, flags | (inline ? Piece.INLINE : 0));
-    if (inline) this.#inline.push(inline);
+  piece(slot: number, offset: number, length: number, flags: number): void {
+    const p = this.pieceCount++ * PIECE_FIELDS;
+    this.pieces[p] = slot;
+    this.pieces[p + 1] = offset;
+    this.pieces[p + 2] = length;
+    this.pieces[p + 3] = flags;
     this.bytes += length;
   }
 
-  request(out: ArrayBuffer | null): TaskRequest {
-    let inline: Uint8Array | null = null;
-    if (this.#inline.length > 0) {
-      inline = new Uint8Array(this.#inline.reduce((n, b) => n + b.length, 0));
-      let at = 0;
-      for (const b of this.#inline) {
-        inline.set(b, at);
-        at += b.length;
-      }
-    }
+  /** A piece whose bytes the main thread has: they go into the task's input slot (`view` of slot `input`). */
+  inlinePiece(slot: number, offset: number, bytes: Uint8Array, flags: number, input: number, view: Uint8Array): void {
+    this.input = input;
+    this.#inputView = view;
+    view.set(bytes, this.#inputLength);
+    this.#inputLength += bytes.length;
+    this.piece(slot, offset, bytes.length, flags | Piece.INLINE);
+  }
+
+  get hasInput(): boolean {
+    return this.#inputView !== null;
+  }
+
+  /** Empty again, for the next task (the arrays are kept). */
+  reset(): void {
+    this.pieceCount = 0;
+    this.slotRows.length = 0;
+    this.#pathsLength = 0;
+    this.#pathEnds.length = 0;
+    this.input = -1;
+    this.#inputView = null;
+    this.#inputLength = 0;
+    this.bytes = 0;
+  }
+
+  request(out: number): TaskRequest {
     return {
       id: 0,
-      pieces: Float64Array.from(this.pieces),
+      pieces: this.pieces.slice(0, this.pieceCount * PIECE_FIELDS),
       paths: this.#paths.slice(0, this.#pathsLength),
       pathEnds: Uint32Array.from(this.#pathEnds),
-      inline,
       out,
+      input: this.input,
     };
   }
 }
 
 interface MadeTask {
-  pieces: number[];
-  slotRows: number[];
-  bytes: number;
+  /** The builder it was made with: what the sequencer needs to know of the pieces. */
+  b: TaskBuilder;
+  out: number;
+  input: number;
   result: Promise<TaskResult>;
 }
 
-/** A task result whose buffer goes back to the recycler once its last block is written. */
+/** A task's out slot, given back once its last block is written and the sequencer is done with it. */
 interface Held {
-  buffer: ArrayBufferLike;
+  slot: number;
+  /** Blocks not yet written, plus one while the sequencer reads the task. */
   blocks: number;
 }
 
@@ -396,7 +394,7 @@ type WriteItem =
   | { kind: 'start'; row: number }
   | { kind: 'block'; data: Uint8Array; held: Held }
   | { kind: 'end'; row: number; dupOf: number }
-  | { kind: 'fragment'; index: number; result: Promise<TaskResult> };
+  | { kind: 'fragment'; index: number; out: number; input: number; result: Promise<TaskResult> };
 
 function sourceError(t: PackedTree, row: number, reason: string): MkportableError {
   const subject = Buffer.from(pathBytesOf(t, row)).toString('utf8');
@@ -461,38 +459,32 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     }
   }
   const fragments: FragmentEntry[] = [];
-  const window = new ByteWindow(opts.window);
+  const arena = opts.pool.arena;
+  const taskSlots = new SlotPool(0, opts.taskSlots);
+  const fragmentSlots = new SlotPool(opts.taskSlots, arena.slots - opts.taskSlots);
+  const view = (slot: number) => slotView(arena, slot);
   const tasks = new Handoff<MadeTask>();
   const writes = new Handoff<WriteItem>();
   const cache: WorkerCounters = { hits: 0, misses: 0, stores: 0, corrupt: 0, storedBytes: 0, failures: 0 };
   const progress: DataProgress = { bytes: 0, files: 0, stored: 0 };
   let duplicates = 0;
-  // Every task costs the window its result buffer, all of one size, reused: memory is the window, whatever the tree.
-  const taskCost = resultBytes(bs);
-  const slack = resultSlack(bs);
-  const results = new Recycler(Math.ceil(opts.window / taskCost) + 2);
-  const resultBuffer = () => results.get(taskCost) ?? new ArrayBuffer(taskCost);
-  /** A task's result is written (or copied into fragments): its buffer and its share of the window come back. */
-  const done = (buffer: ArrayBufferLike) => {
-    results.put(buffer);
-    window.release(taskCost);
+  const failAll = (e: unknown) => {
+    taskSlots.fail(e);
+    fragmentSlots.fail(e);
   };
-  // Fragment blocks: their bytes (bs) and their compressed result (bs + slack), each from buffers of their own.
-  const fragmentCost = 2 * bs + slack;
-  const fragmentResults = new Recycler(Math.ceil(opts.window / fragmentCost) + 2);
-  const fragmentBuffers = new Recycler(Math.ceil(opts.window / fragmentCost) + 2);
 
   const hostPaths = t.hostRoot ? new HostPaths(t, t.hostRoot) : null;
+  const builders: TaskBuilder[] = [];
   const produce = async () => {
     let tb = new TaskBuilder();
     const flush = async () => {
-      if (tb.pieces.length === 0) return;
+      if (tb.pieceCount === 0) return;
       const made = tb;
-      tb = new TaskBuilder();
-      await window.acquire(taskCost, opts.window);
-      const result = opts.pool.run(made.request(resultBuffer()));
+      tb = builders.pop() ?? new TaskBuilder();
+      const out = await taskSlots.acquire();
+      const result = opts.pool.run(made.request(out));
       result.catch(() => {}); // awaited by the sequencer; never an unhandled rejection if it has stopped
-      tasks.push({ pieces: made.pieces, slotRows: made.slotRows, bytes: made.bytes, result });
+      tasks.push({ b: made, out, input: made.input, result });
     };
     for (const row of files) {
       const size = t.size[row];
@@ -530,7 +522,13 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
         const last = i === count - 1;
         const flags = (isTail ? tailFlags : blockFlags) | (last ? Piece.END : 0);
         if (hostLength > 0) tb.piece(slot, offset, length, flags);
-        else tb.piece(slot, offset, length, flags, await readInline(t, row, content!, offset, length, last, size));
+        else {
+          const bytes = await readInline(t, row, content!, offset, length, last, size);
+          if (!tb.hasInput) {
+            const input = await taskSlots.acquire();
+            tb.inlinePiece(slot, offset, bytes, flags, input, view(input));
+          } else tb.inlinePiece(slot, offset, bytes, flags, tb.input, view(tb.input));
+        }
         if (tb.full) {
           await flush(); // (flush leaves hostPaths alone: the scratch still holds this row's path)
           if (!last) slot = tb.slot(row, host, hostLength);
@@ -540,34 +538,67 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     await flush();
   };
 
-  const newFragment = () => Buffer.from(fragmentBuffers.get(bs) ?? new ArrayBuffer(bs), 0, bs);
-  let fragBuf = newFragment();
+  // Fragment blocks fill an arena slot of their own. Slots are nearly always free: the sequencer only waits (and
+  // these return a promise) when every fragment slot is compressing or waiting to be written.
+  let fragSlot = -1;
+  let fragBuf: Buffer | null = null;
   let fragFill = 0;
-  const flushFragment = () => {
-    if (fragFill === 0) return;
+  const openFragment = (slot: number) => {
+    fragSlot = slot;
+    const v = view(slot);
+    fragBuf = Buffer.from(v.buffer, v.byteOffset, bs);
+    fragFill = 0;
+  };
+  const submitFragment = (out: number) => {
+    const input = fragSlot;
     const task: TaskRequest = {
       id: 0,
       pieces: Float64Array.of(0, 0, fragFill, Piece.COMPRESS | Piece.INLINE | (opts.hashBlocks ? Piece.HASH : 0)),
-      paths: new Uint8Array(0),
+      paths: NO_PATH,
       pathEnds: Uint32Array.of(0),
-      inline: fragBuf,
-      out: fragmentResults.get(bs + slack) ?? new ArrayBuffer(bs + slack),
+      out,
+      input,
     };
     const result = opts.pool.run(task, true);
     result.catch(() => {});
-    window.take(fragmentCost);
-    writes.push({ kind: 'fragment', index: fragments.length, result });
+    writes.push({ kind: 'fragment', index: fragments.length, out, input, result });
     fragments.push({ start: 0, size: 0 });
-    fragBuf = newFragment();
+    fragSlot = -1;
+    fragBuf = null;
     fragFill = 0;
   };
-  const addTail = (row: number, src: Buffer, start: number, end: number) => {
-    const length = end - start;
-    if (fragFill > 0 && (fragFill + length > bs || (pathHash(t, row) & cutMask) === 0)) flushFragment();
-    src.copy(fragBuf, fragFill, start, end);
+  const flushFragment = (): Promise<void> | void => {
+    if (fragFill === 0) return;
+    const out = fragmentSlots.acquire();
+    if (typeof out !== 'number') return out.then(submitFragment);
+    submitFragment(out);
+  };
+  const placeTail = (row: number, src: Buffer, start: number, end: number) => {
+    src.copy(fragBuf!, fragFill, start, end);
     layouts.fragment[row] = fragments.length;
     layouts.fragmentOffset[row] = fragFill;
-    fragFill += length;
+    fragFill += end - start;
+  };
+  const openAndPlace = (row: number, src: Buffer, start: number, end: number): Promise<void> | void => {
+    if (!fragBuf) {
+      const slot = fragmentSlots.acquire();
+      if (typeof slot !== 'number') {
+        return slot.then((s) => {
+          openFragment(s);
+          placeTail(row, src, start, end);
+        });
+      }
+      openFragment(slot);
+    }
+    placeTail(row, src, start, end);
+  };
+  const addTail = (row: number, src: Buffer, start: number, end: number): Promise<void> | void => {
+    const length = end - start;
+    if (fragFill > 0 && (fragFill + length > bs || (pathHash(t, row) & cutMask) === 0)) {
+      const p = flushFragment();
+      if (p) return p.then(() => openAndPlace(row, src, start, end));
+    }
+    return openAndPlace(row, src, start, end);
   };
 
   const seen = new DigestIndex();
@@ -585,7 +616,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     }
   };
   /** A file's last piece is in: decide whether it repeats an earlier file, else pack its tail (src[start, end)). */
-  const endFile = (row: number, src: Buffer | null, start: number, end: number) => {
+  const endFile = (row: number, src: Buffer | null, start: number, end: number): Promise<void> | void => {
     const size = t.size[row];
     progress.files++;
     let dupOf = -1;
@@ -594,17 +625,18 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       firstDigest = null;
       fileHash = null;
     }
+    if (nBlocks(size) > 0) writes.push({ kind: 'end', row, dupOf });
     if (dupOf >= 0) {
       duplicates++;
       layouts.fragment[row] = layouts.fragment[dupOf];
       layouts.fragmentOffset[row] = layouts.fragmentOffset[dupOf];
-    } else if (src && end > start) addTail(row, src, start, end);
-    if (nBlocks(size) > 0) writes.push({ kind: 'end', row, dupOf });
+    } else if (src && end > start) return addTail(row, src, start, end);
   };
 
-  const sequence = (task: MadeTask, r: TaskResult) => {
+  const sequence = async (task: MadeTask, r: TaskResult) => {
+    if (task.input >= 0) taskSlots.release(task.input); // the worker is done with the inline bytes
     if (r.failure) {
-      const row = task.slotRows[task.pieces[r.failure.piece * PIECE_FIELDS]];
+      const row = task.b.slotRows[task.b.pieces[r.failure.piece * PIECE_FIELDS]];
       const f = r.failure;
       const size = t.size[row];
       throw sourceError(t, row, f.kind === 'error' ? `cannot read: ${f.message}`
@@ -612,12 +644,15 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     }
     if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
     sumCounters(cache, r.cache);
-    const held: Held = { buffer: r.data.buffer, blocks: 0 };
-    const data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
-    const p = task.pieces;
+    // The sequencer holds the slot too while it reads the task (it may wait for a fragment slot meanwhile).
+    const held: Held = { slot: task.out, blocks: 1 };
+    const v = view(task.out);
+    const data = Buffer.from(v.buffer, v.byteOffset, r.length);
+    const p = task.b.pieces;
+    const slotRows = task.b.slotRows;
     let at = 0;
-    for (let k = 0; k < p.length / PIECE_FIELDS; k++) {
-      const row = task.slotRows[p[k * PIECE_FIELDS]];
+    for (let k = 0; k < task.b.pieceCount; k++) {
+      const row = slotRows[p[k * PIECE_FIELDS]];
       const offset = p[k * PIECE_FIELDS + 1];
       const length = p[k * PIECE_FIELDS + 2];
       const flags = p[k * PIECE_FIELDS + 3];
@@ -627,35 +662,37 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       progress.bytes += length;
       if (flags & Piece.COMPRESS) {
         const block = layouts.blockStart[row] + offset / bs;
-        if (offset === 0) {
-          layouts.start[row] = 0;
-          writes.push({ kind: 'start', row });
-        }
+        if (offset === 0) writes.push({ kind: 'start', row });
         if (how & Stored.ZERO) {
           layouts.blocks[block] = 0;
           layouts.sparse[row] += length;
         } else {
           layouts.blocks[block] = how & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored;
-          writes.push({ kind: 'block', data: r.data.subarray(at, at + stored), held });
+          writes.push({ kind: 'block', data: data.subarray(at, at + stored), held });
           held.blocks++;
           at += stored;
         }
         if (flags & Piece.END) endFile(row, null, 0, 0);
       } else {
-        endFile(row, data, at, at + length);
+        const wait = endFile(row, data, at, at + length);
+        if (wait) await wait;
         at += length;
       }
     }
-    if (held.blocks === 0) done(held.buffer);
+    if (--held.blocks === 0) taskSlots.release(held.slot);
+    task.b.reset();
+    builders.push(task.b);
   };
 
   const sequencer = async () => {
     for (;;) {
       const made = await tasks.take();
       if (!made) break;
-      for (const m of made) sequence(m, await m.result);
+      for (const m of made) await sequence(m, await m.result);
     }
-    flushFragment();
+    await flushFragment();
+    if (fragSlot >= 0) fragmentSlots.release(fragSlot);
+    fragSlot = -1;
   };
 
   const writer = async () => {
@@ -670,18 +707,17 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
             break;
           case 'block':
             out.append(item.data);
-            if (--item.held.blocks === 0) done(item.held.buffer);
+            if (--item.held.blocks === 0) taskSlots.release(item.held.slot);
             break;
           case 'fragment': {
             const r = await item.result;
+            fragmentSlots.release(item.input);
             if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
             sumCounters(cache, r.cache);
             const stored = r.meta[0];
             fragments[item.index] = { start: out.position, size: r.meta[1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
-            out.append(r.data.subarray(0, stored));
-            fragmentResults.put(r.data.buffer);
-            fragmentBuffers.put(r.inline?.buffer);
-            window.release(fragmentCost);
+            out.append(view(item.out).subarray(0, stored));
+            fragmentSlots.release(item.out);
             break;
           }
           case 'end':
@@ -720,12 +756,12 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     () => writes.close(),
     (e) => {
       writes.fail(e);
-      window.fail(e);
+      failAll(e);
       throw e;
     },
   );
   const writing = writer().catch((e) => {
-    window.fail(e);
+    failAll(e);
     tasks.fail(e);
     throw e;
   });

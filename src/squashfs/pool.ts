@@ -1,12 +1,12 @@
 /**
  * A pool of compression workers running tasks (task.ts). Each task goes to the least busy worker, at most two
  * outstanding per worker so none waits for a round trip; urgent tasks (fragment blocks, which the writer is
- * waiting for) jump the queue. Buffers move by transfer both ways. The pool does not bound memory itself: the data
- * path never has more than its window of bytes in tasks. Workers start on first use (or start()) and end on close().
+ * waiting for) jump the queue. Bytes stay in the shared arena; messages carry only the small descriptions.
+ * Workers start on first use (or start()) and end on close().
  */
 import { Worker } from 'node:worker_threads';
 import type { CompressorSpec } from '../compress/types.js';
-import type { TaskRequest, TaskResult } from './task.js';
+import type { Arena, TaskRequest, TaskResult } from './task.js';
 import type { WorkerSetup } from './run-task.js';
 
 /** What the data path needs from a pool (tests run tasks in-process). */
@@ -14,6 +14,8 @@ export interface TaskRunner {
   /** Run a task; its buffers are transferred (the caller must not use them afterwards). */
   run(task: TaskRequest, urgent?: boolean): Promise<TaskResult>;
   readonly size: number;
+  /** The slots results and inline bytes go in. */
+  readonly arena: Arena;
 }
 
 interface Pending {
@@ -26,7 +28,7 @@ interface Slot {
   busy: number;
 }
 
-const PER_WORKER = 2;
+const PER_WORKER = 4;
 
 /**
  * Start the worker script next to this module: `worker.js` when compiled to dist/; when running from sources
@@ -52,13 +54,17 @@ export class CompressionPool implements TaskRunner {
   #failure: Error | null = null;
   #closed = false;
 
-  constructor(spec: CompressorSpec, size: number, cacheFolder: string | null = null) {
-    this.#setup = { spec, cacheFolder };
+  constructor(spec: CompressorSpec, size: number, arena: Arena, cacheFolder: string | null = null) {
+    this.#setup = { spec, cacheFolder, arena };
     this.#size = Math.max(1, Math.floor(size));
   }
 
   get size(): number {
     return this.#size;
+  }
+
+  get arena(): Arena {
+    return this.#setup.arena;
   }
 
   /** Start every worker now rather than on first use (they take a moment to boot). */
@@ -84,10 +90,7 @@ export class CompressionPool implements TaskRunner {
       if (!slot || slot.busy >= PER_WORKER) return;
       const task = this.#queue.shift()!;
       slot.busy++;
-      const transfer = [task.pieces.buffer, task.paths.buffer, task.pathEnds.buffer] as ArrayBuffer[];
-      if (task.inline) transfer.push(task.inline.buffer as ArrayBuffer);
-      if (task.out) transfer.push(task.out);
-      slot.worker.postMessage(task, [...new Set(transfer)]);
+      slot.worker.postMessage(task, [...new Set([task.pieces.buffer, task.paths.buffer, task.pathEnds.buffer])] as ArrayBuffer[]);
     }
   }
 

@@ -9,12 +9,13 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { BlockCache, emptyCounters } from './block-cache.js';
-import { PIECE_FIELDS, Piece, Stored, resultSlack, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
+import { PIECE_FIELDS, Piece, Stored, resultSlack, slotView, type Arena, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
 
 export interface WorkerSetup {
   spec: CompressorSpec;
   /** The block cache folder for this spec, or null for no cache. */
   cacheFolder: string | null;
+  arena: Arena;
 }
 
 class ReadError extends Error {
@@ -46,6 +47,7 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
   const cache = setup.cacheFolder ? new BlockCache(setup.cacheFolder) : null;
   const blockSize = setup.spec.blockSize;
   const zeros = Buffer.alloc(blockSize);
+  if (setup.arena.slotSize < blockSize + resultSlack(blockSize)) throw new Error('arena slots are smaller than a block');
   /** Block being read for compression (one byte more for the end check). */
   let input = Buffer.alloc(blockSize + 1);
 
@@ -54,9 +56,8 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
     const count = pieces.length / PIECE_FIELDS;
     const meta = new Float64Array(count * 2);
     const hashes = new Uint8Array(count * 32);
-    let total = resultSlack(blockSize);
-    for (let i = 0; i < count; i++) total += pieces[i * PIECE_FIELDS + 2];
-    const data = task.out && task.out.byteLength >= total ? new Uint8Array(task.out) : new Uint8Array(total);
+    const data = slotView(setup.arena, task.out);
+    const inline = task.input >= 0 ? slotView(setup.arena, task.input) : null;
     let at = 0;
     let inlineAt = 0;
     let fd = -1;
@@ -77,7 +78,7 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         let bytes: Uint8Array;
         const compress = (flags & Piece.COMPRESS) !== 0;
         if (flags & Piece.INLINE) {
-          bytes = task.inline!.subarray(inlineAt, inlineAt + length);
+          bytes = inline!.subarray(inlineAt, inlineAt + length);
           inlineAt += length;
         } else {
           if (slot !== fdSlot) {
@@ -138,14 +139,14 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         at += n;
       }
     } catch (e) {
-      const result: TaskResult = { id: task.id, meta, hashes, data: new Uint8Array(0), inline: task.inline };
+      const result: TaskResult = { id: task.id, meta, hashes, length: 0 };
       if (e instanceof ReadError) result.failure = e.failure;
       else result.error = e instanceof Error ? e.message : String(e);
       return result;
     } finally {
       if (fd >= 0) closeSync(fd);
     }
-    const result: TaskResult = { id: task.id, meta, hashes, data: data.subarray(0, at), inline: task.inline };
+    const result: TaskResult = { id: task.id, meta, hashes, length: at };
     if (cache && before) {
       const c = cache.counters;
       const delta = emptyCounters();

@@ -2,7 +2,12 @@
  * What the data path sends to a compression worker and gets back: a task is a run of pieces (file blocks, small
  * files, tails, fragment blocks), described in flat typed arrays so that a thousand small files cost one message,
  * not a thousand objects. Workers read host files themselves (paths travel in the task), so opening and reading
- * spread over every core; bytes that only the main thread can get (generated files, archive members) travel inline.
+ * spread over every core; bytes that only the main thread can get (generated files, archive members) are put in an
+ * arena slot.
+ *
+ * The arena: one SharedArrayBuffer cut into equal slots, made once per image and shared with every worker. A task
+ * names the slot its result goes in (and the slot holding its inline bytes); no big buffer ever moves between
+ * threads, so nothing is allocated per block and memory is the arena, whatever the size of the tree.
  */
 
 /** Piece flags. */
@@ -38,14 +43,26 @@ export interface TaskRequest {
   /** Host paths of the task's file slots, back to back; slot i ends at pathEnds[i]. */
   paths: Uint8Array;
   pathEnds: Uint32Array;
-  /** Bytes of the INLINE pieces, back to back in piece order. */
-  inline: Uint8Array | null;
-  /** A buffer to put the result in (one the main thread is done with), when it is big enough. */
-  out: ArrayBuffer | null;
+  /** Arena slot the result goes in. */
+  out: number;
+  /** Arena slot holding the bytes of the INLINE pieces back to back in piece order, or -1. */
+  input: number;
 }
 
 /** Room a task's result needs beyond its pieces' bytes: the end-check byte and a compressor's worst case. */
 export const resultSlack = (blockSize: number): number => 1 + (blockSize >> 8) + 256;
+
+export interface Arena {
+  buffer: SharedArrayBuffer;
+  slotSize: number;
+  slots: number;
+}
+
+export function createArena(slotSize: number, slots: number): Arena {
+  return { buffer: new SharedArrayBuffer(slotSize * slots), slotSize, slots };
+}
+
+export const slotView = (a: Arena, slot: number): Uint8Array => new Uint8Array(a.buffer, slot * a.slotSize, a.slotSize);
 
 /** Why a piece could not be read: the main thread turns it into a message naming the file. */
 export type ReadFailure =
@@ -59,15 +76,13 @@ export interface TaskResult {
   meta: Float64Array;
   /** 32 bytes per piece (zeros where not hashed). */
   hashes: Uint8Array;
-  /** The pieces' stored bytes back to back (compressed, raw, or the kept bytes of uncompressed pieces). */
-  data: Uint8Array;
+  /** Bytes used in the out slot: the pieces' stored bytes back to back (compressed, raw, or kept as they are). */
+  length: number;
   failure?: ReadFailure;
   /** Anything else that went wrong (a compressor error). */
   error?: string;
   /** What the block cache did for this task. */
   cache?: WorkerCounters;
-  /** The task's inline buffer, handed back for reuse. */
-  inline: Uint8Array | null;
 }
 
 export interface WorkerCounters {

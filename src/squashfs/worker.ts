@@ -11,7 +11,5 @@ const run = makeTaskRunner(workerData as WorkerSetup);
 
 port.on('message', (task) => {
   const result = run(task);
-  const transfer = [result.data.buffer, result.meta.buffer, result.hashes.buffer] as ArrayBuffer[];
-  if (result.inline) transfer.push(result.inline.buffer as ArrayBuffer);
-  port.postMessage(result, [...new Set(transfer)]);
+  port.postMessage(result, [result.meta.buffer, result.hashes.buffer] as ArrayBuffer[]);
 });

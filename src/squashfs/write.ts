@@ -14,8 +14,8 @@ import { Kind, nameOf, type PackedTree } from '../plan/packed.js';
 import type { ImageTree } from '../plan/tree.js';
 import { cacheFolder, recordAndTrim, DEFAULT_CACHE_CAP, type TrimResult } from './block-cache.js';
 import { ByteBuilder } from './bytes.js';
-import { blockCount, writeData, type DataProgress, type FileLayouts } from './data.js';
-import { writeDirectory, type DirEntry } from './directory.js';
+import { arenaLayout, blockCount, writeData, type DataProgress, type FileLayouts } from './data.js';
+import { writeListing, type ListingEntries } from './directory.js';
 import { writeExportTable } from './export-table.js';
 import {
   DEVICE_BLOCK,
@@ -46,7 +46,7 @@ import { MetadataWriter } from './metadata.js';
 import { ImageFile } from './output.js';
 import { clampTime, planImage, xattrIndex, type Plan } from './plan.js';
 import { CompressionPool, type TaskRunner } from './pool.js';
-import type { WorkerCounters } from './task.js';
+import { createArena, type WorkerCounters } from './task.js';
 import { writeXattrTables } from './xattr-table.js';
 
 export interface BlockCacheOptions {
@@ -73,7 +73,7 @@ export interface WriteSquashfsOptions {
   cache?: BlockCacheOptions | null;
   /** Called as data is written (at most every 100 ms, and once at the end of the data). */
   onProgress?: (p: WriteProgress) => void;
-  /** Tests only: run tasks here instead of in worker threads. */
+  /** Tests only: run tasks here instead of in worker threads (with its arena laid out by arenaLayout). */
   runner?: TaskRunner;
 }
 
@@ -97,15 +97,6 @@ function checkOptions(opts: WriteSquashfsOptions): void {
   }
 }
 
-/**
- * Bytes alive at once in the data pipeline: enough queued tasks to keep every worker busy, whatever the block
- * size, and no more: memory stays bounded by this whatever the image size.
- */
-const WINDOW_BYTES = 16 << 20;
-export function dataWindow(workers: number, blockSize: number): number {
-  return Math.max(WINDOW_BYTES, 4 * workers * Math.max(blockSize, 1 << 20));
-}
-
 /** Inode and directory tables, built together: listings need their children's inode refs, directory inodes need
  * their listing's place. Inode chunks go straight to the image; the directory table follows them. */
 function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof createCompressor>, layouts: FileLayouts, blockSize: number, tailPacking: boolean): { inodeTable: number; directoryTable: number; refs: Float64Array } {
@@ -127,19 +118,28 @@ function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof c
   });
   const parentNumber = (row: number) => (row === 0 ? plan.inodeCount + 1 : plan.number[t.parent[row]]);
 
+  // One accessor over the plan's columns, pointed at each directory in turn: no object per entry.
+  let first = 0;
+  const types = Uint8Array.from(KIND_TYPE);
+  const entries: ListingEntries & { count: number } = {
+    count: 0,
+    nameLength: (i) => t.nameLength[first + i],
+    name: (i) => nameOf(t, first + i),
+    putName: (i, b) => b.bytesFrom(t.names, t.nameStart[first + i], t.nameStart[first + i] + t.nameLength[first + i]),
+    block: (i) => Math.floor(refs[t.link[first + i]] / 65536),
+    offset: (i) => refs[t.link[first + i]] % 65536,
+    number: (i) => plan.number[t.link[first + i]],
+    type: (i) => types[t.kind[t.link[first + i]]],
+  };
+  const lb = new ByteBuilder(4096);
   for (let s = 0; s < plan.steps.length; s++) {
     const step = plan.steps[s];
     if (step < 0) {
       const dir = -step - 1;
-      const entries: DirEntry[] = [];
-      const end = t.firstChild[dir] + t.childCount[dir];
-      for (let c = t.firstChild[dir]; c < end; c++) {
-        const row = t.link[c];
-        const ref = refs[row];
-        entries.push({ name: nameOf(t, c), inode: { block: Math.floor(ref / 65536), offset: ref % 65536 }, number: plan.number[row], type: basicType(kindName(t.kind[row])) });
-      }
+      first = t.firstChild[dir];
+      entries.count = t.childCount[dir];
       const start = { block: directories.block, offset: directories.offset };
-      const w = writeDirectory(directories, entries);
+      const w = writeListing(directories, entries, lb);
       listing.set(dir, { ...start, size: w.size, entries: w.entries, index: w.index });
       continue;
     }
@@ -187,17 +187,9 @@ function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof c
   return { inodeTable, directoryTable, refs };
 }
 
-function kindName(k: number): 'dir' | 'file' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket' {
-  switch (k) {
-    case Kind.dir: return 'dir';
-    case Kind.file: return 'file';
-    case Kind.symlink: return 'symlink';
-    case Kind.char: return 'char';
-    case Kind.block: return 'block';
-    case Kind.fifo: return 'fifo';
-    default: return 'socket';
-  }
-}
+/** The basic inode type a directory entry carries, by Kind code. */
+const KIND_TYPE: number[] = [];
+for (const [name, code] of Object.entries(Kind)) if (name !== 'hardlink') KIND_TYPE[code] = basicType(name as Exclude<keyof typeof Kind, 'hardlink'>);
 
 export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: string, opts: WriteSquashfsOptions): Promise<WriteSquashfsResult> {
   checkOptions(opts);
@@ -207,7 +199,9 @@ export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: strin
   const blockSize = opts.compressor.blockSize;
   const tailPacking = opts.tailPacking ?? true;
   const folder = opts.cache ? cacheFolder(opts.cache.dir, compressorIdentity(compressor.spec)) : null;
-  const pool = opts.runner ?? new CompressionPool(compressor.spec, opts.workers ?? os.availableParallelism(), folder);
+  const workers = opts.runner?.size ?? opts.workers ?? os.availableParallelism();
+  const layout = arenaLayout(workers, blockSize);
+  const pool = opts.runner ?? new CompressionPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
   let dataBytes = 0;
   for (const row of plan.files) dataBytes += t.size[row];
   if (pool instanceof CompressionPool && dataBytes > 0) pool.start(); // workers boot while we open files
@@ -249,7 +243,7 @@ export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: strin
 
     const onProgress = opts.onProgress;
     const data = await writeData(plan, out, {
-      blockSize, tailPacking, pool, window: dataWindow(pool.size, blockSize), hashBlocks: folder !== null,
+      blockSize, tailPacking, pool, taskSlots: layout.taskSlots, hashBlocks: folder !== null,
       onProgress: onProgress && ((p) => onProgress({ ...p, totalBytes: dataBytes, totalFiles: plan.files.length })),
     });
     if (pool instanceof CompressionPool) await pool.close();
