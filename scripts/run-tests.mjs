@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under src/ and test/ with node's test runner (Node 20 has no --test globs).
 // --unit limits the run to src/ (fast tests without root, kernel or containers).
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -22,10 +23,14 @@ const walk = (dir) => {
 roots.forEach(walk);
 const extra = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const selected = extra.length ? files.filter((f) => extra.some((e) => f.includes(e))) : files;
+// Builds in the tests share a block cache of their own, never the user's ($XDG_CACHE_HOME/mkportable).
+const cacheHome = mkdtempSync(join(tmpdir(), 'mkportable-test-cache-'));
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...selected], {
   stdio: ['inherit', 'pipe', 'inherit'],
   maxBuffer: 1 << 30,
+  env: { ...process.env, XDG_CACHE_HOME: cacheHome },
 });
+rmSync(cacheHome, { recursive: true, force: true });
 process.stdout.write(r.stdout);
 // In CI every test must run: a skip there means a prerequisite is missing, and that is a failure.
 const ci = process.env.CI === 'true' || process.env.CI === '1';

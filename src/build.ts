@@ -13,7 +13,8 @@ import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, 
 import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
-import { writeImage, type Backend } from './writers/index.js';
+import { writeImage, type Backend, type WriteProgress } from './writers/index.js';
+import { defaultCacheDir } from './squashfs/block-cache.js';
 import { inspectPath, type Problem } from './inspect/index.js';
 import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
@@ -47,11 +48,15 @@ export interface BuildResult {
   nixStorePaths: string[];
   /** Bytes searched for store path references while computing those closures. */
   bytesScanned: number;
+  /** What the block cache did (native writer with the cache on; null otherwise). */
+  cache: { hits: number; misses: number; stored: number; corrupt: number } | null;
 }
 
 export interface BuildHooks {
   /** Called with a short line as each step starts. */
   progress?: (step: string) => void;
+  /** Called as the image's file data is written (native writer): bytes and files done of the totals. */
+  onWrite?: (p: WriteProgress) => void;
   /** Where binaries come from; the build host by default. */
   source?: Source;
 }
@@ -200,9 +205,12 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
   try {
-    await writeImage(tree, tmp, {
+    const written = await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
+      cache: opts.cache ? { dir: defaultCacheDir(), cap: opts.cacheSize } : null,
+      onProgress: hooks.onWrite,
     });
+    const c = written?.cache;
     const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
     const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
     await fs.rename(tmp, image);
@@ -214,6 +222,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
       warnings,
       nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+      cache: c ? { hits: c.hits, misses: c.misses, stored: c.stores, corrupt: c.corrupt } : null,
     };
   } catch (e) {
     await fs.rm(tmp, { force: true });

@@ -3,10 +3,12 @@ import path from 'node:path';
 import { directorySource } from './sources/host.js';
 import { planFromSource } from './plan/from-source.js';
 import { walkHostDirectory } from './plan/walk.js';
-import { writeImage, type Backend } from './writers/index.js';
-import { compressionWords, parseBlockSize } from './config/size.js';
+import { writeImage, type Backend, type WriteProgress } from './writers/index.js';
+import { compressionWords, parseBlockSize, parseByteSize } from './config/size.js';
 import { DEFAULTS } from './config/settings.js';
 import { MkportableError } from './errors.js';
+import { defaultCacheDir } from './squashfs/block-cache.js';
+import type { WriteSquashfsResult } from './squashfs/write.js';
 
 export interface PackOptions {
   compression?: string;
@@ -15,13 +17,21 @@ export interface PackOptions {
   backend?: Backend;
   squashfsTools?: string;
   workers?: number;
+  /** Use the block cache (native writer; default true). */
+  cache?: boolean;
+  cacheSize?: string | number;
+  /** Called as file data is written (native writer). */
+  onProgress?: (p: WriteProgress) => void;
 }
 
 /** `mksquashfs DIR IMAGE` done by mkportable: the whole folder, owners and times kept (or all root). */
-export async function packDirectory(dir: string, image: string, o: PackOptions = {}): Promise<void> {
+export async function packDirectory(dir: string, image: string, o: PackOptions = {}): Promise<WriteSquashfsResult | null> {
   const st = await fs.stat(dir).catch(() => null);
   if (!st?.isDirectory()) throw new MkportableError('PATH_NOT_FOUND', `${dir}: not a folder`, dir);
   const backend = o.backend ?? 'native';
+  const compression = compressionWords(o.compression ?? DEFAULTS.squashCompression);
+  const blockSize = parseBlockSize(o.blockSize ?? DEFAULTS.squashBlockSize);
+  const cacheSize = parseByteSize(o.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize');
   // The native writer takes the folder in columns (walkHostDirectory); mksquashfs is given the ImageTree.
   const tree = backend === 'native'
     ? walkHostDirectory(dir, { owners: o.allRoot ? 'root' : 'keep' })
@@ -29,16 +39,19 @@ export async function packDirectory(dir: string, image: string, o: PackOptions =
   const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : 0;
   const tmp = `${image}.${process.pid}.tmp`;
   try {
-    await writeImage(tree, tmp, {
+    const result = await writeImage(tree, tmp, {
       backend,
-      compression: compressionWords(o.compression ?? DEFAULTS.squashCompression),
-      blockSize: parseBlockSize(o.blockSize ?? DEFAULTS.squashBlockSize),
+      compression,
+      blockSize,
       mkfsTime: epoch,
       allTime: false,
       squashfsTools: o.squashfsTools,
       workers: o.workers,
+      cache: o.cache === false ? null : { dir: defaultCacheDir(), cap: cacheSize },
+      onProgress: o.onProgress,
     });
     await fs.rename(tmp, image);
+    return result;
   } catch (e) {
     await fs.rm(tmp, { force: true });
     throw e;

@@ -27,6 +27,7 @@ Usage:
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
   mkportable pack DIR IMAGE [--squash-compression C] [--squash-block-size B] [--all-root] [--mksquashfs]
+                  [--no-cache] [--cache-size S] [--progress bar|plain|none]
                                                squashfs of a whole folder, owners and times kept
   mkportable --help | --version
 
@@ -36,13 +37,16 @@ CONFIG_OR_DIR is a portable.config.{ts,mts,js,mjs,json} or a folder holding one
 
 Build options:
   --json                            print the BuildResult as one JSON object on stdout
+  --progress bar|plain|none         live bar and step lines (default on a terminal), step lines only, or nothing
 ${SETTINGS.map(optionHelp).join('\n')}
 
 Exit status: 0 success, 1 build failure, 2 usage error.
 `;
 
 function buildFlags(): ParseArgsConfig['options'] {
-  const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  const options: NonNullable<ParseArgsConfig['options']> = {
+    json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, progress: { type: 'string' },
+  };
   for (const s of SETTINGS) {
     const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
     options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
@@ -126,8 +130,13 @@ async function build(args: string[]): Promise<number> {
   if (target !== undefined || !flagsSuffice) {
     config = await loadConfigFile(await findConfig(target ?? '.'));
   }
-  const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
-  const result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress });
+  const ui = await progressUi(values.progress as string | undefined, Boolean(values.json));
+  let result;
+  try {
+    result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress: (s) => ui.step(s), onWrite: (p) => ui.write(p) });
+  } finally {
+    ui.done();
+  }
   for (const w of result.warnings) process.stderr.write(`warning: ${w.message}\n`);
   for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${p.message}\n`);
   if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
@@ -147,20 +156,42 @@ function parse(args: string[], options: NonNullable<ParseArgsConfig['options']>)
   }
 }
 
+/** The progress display for --progress (a bar on a terminal by default, nothing elsewhere or with --json). */
+async function progressUi(flag: string | undefined, json: boolean) {
+  const { createProgress, progressMode } = await import('./progress.js');
+  let mode;
+  try {
+    mode = progressMode(flag, json, process.stderr);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return createProgress(mode, process.stderr);
+}
+
 async function pack(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     'squash-compression': { type: 'string' }, 'squash-block-size': { type: 'string' },
     'all-root': { type: 'boolean' }, mksquashfs: { type: 'boolean' }, 'squashfs-tools': { type: 'string' },
+    'no-cache': { type: 'boolean' }, 'cache-size': { type: 'string' }, progress: { type: 'string' },
   });
   if (positionals.length !== 2) throw new UsageError('pack takes a folder and an image path');
+  const ui = await progressUi(values.progress as string | undefined, false);
   const { packDirectory } = await import('../pack.js');
-  await packDirectory(positionals[0], positionals[1], {
-    compression: values['squash-compression'] as string | undefined,
-    blockSize: values['squash-block-size'] as string | undefined,
-    allRoot: Boolean(values['all-root']),
-    backend: values.mksquashfs || values['squashfs-tools'] ? 'mksquashfs' : 'native',
-    squashfsTools: values['squashfs-tools'] as string | undefined,
-  });
+  try {
+    ui.step(`packing ${positionals[0]} into ${positionals[1]}`);
+    await packDirectory(positionals[0], positionals[1], {
+      compression: values['squash-compression'] as string | undefined,
+      blockSize: values['squash-block-size'] as string | undefined,
+      allRoot: Boolean(values['all-root']),
+      backend: values.mksquashfs || values['squashfs-tools'] ? 'mksquashfs' : 'native',
+      squashfsTools: values['squashfs-tools'] as string | undefined,
+      cache: !values['no-cache'],
+      cacheSize: values['cache-size'] as string | undefined,
+      onProgress: (p) => ui.write(p),
+    });
+  } finally {
+    ui.done();
+  }
   return 0;
 }
 

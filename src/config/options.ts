@@ -38,6 +38,13 @@ export interface PortableServiceOptions {
   unitFromConfig?: boolean;
   /** Keep device nodes found in `from` (default true); false makes one an error. */
   allowDevices?: boolean;
+  /**
+   * Reuse compressed blocks from the block cache in $XDG_CACHE_HOME/mkportable (~/.cache/mkportable) and add new
+   * ones (default true): a rebuild recompresses only what changed. false: neither read nor write it.
+   */
+  cache?: boolean;
+  /** The cache's size cap ("2G", "512M", bytes); past it, least recently used blocks go. Default 1G. */
+  cacheSize?: string | number;
   /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */
   baseDir?: string;
 }
@@ -52,6 +59,7 @@ export type PortableServiceConfig = PortableServiceOptions & {
   'source-date-epoch'?: number;
   'unit-from-config'?: boolean;
   'allow-devices'?: boolean;
+  'cache-size'?: string | number;
 };
 
 /** Identity helper that gives config files type checking. */

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
-import { compressionWords, parseBlockSize } from './size.js';
+import { compressionWords, parseBlockSize, parseByteSize } from './size.js';
 import { validatePname, validateVersion } from './names.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
@@ -31,6 +31,9 @@ export interface ResolvedOptions {
   closure: 'full' | 'minimal';
   unitFromConfig: boolean;
   allowDevices: boolean;
+  /** Use the block cache (native writer only). */
+  cache: boolean;
+  cacheSize: number;
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -93,5 +96,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     closure: o.closure ?? (from ? 'full' : 'minimal'),
     unitFromConfig: o.unitFromConfig ?? false,
     allowDevices: o.allowDevices ?? true,
+    cache: o.cache ?? true,
+    cacheSize: parseByteSize(o.cacheSize ?? DEFAULTS.cacheSize, `${where}: cacheSize`),
   };
 }

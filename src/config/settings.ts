@@ -35,12 +35,15 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
   { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
+  { key: 'cache', kind: 'boolean', flag: 'no-cache', help: 'neither use nor fill the block cache in $XDG_CACHE_HOME/mkportable (config: cache: false)', default: 'cache' },
+  { key: 'cacheSize', kind: 'size', flag: 'cache-size', help: 'block cache cap, e.g. 2G, 512M; least recently used blocks go first', default: '1G' },
 ];
 
 export const DEFAULTS = {
   squashCompression: 'xz -Xdict-size 100%',
   squashBlockSize: '1M',
   outDir: './result',
+  cacheSize: '1G',
 } as const;
 
 /** `squashCompression` → `squash-compression`: the seed's spelling. */

@@ -25,3 +25,17 @@ export function compressionWords(value: string): string[] {
   }
   return words;
 }
+
+/** "2G", "512M", "64K", "1048576" or a number → bytes (a cache cap; any whole number of bytes). */
+export function parseByteSize(value: string | number, where: string): number {
+  let bytes: number;
+  if (typeof value === 'number') bytes = value;
+  else {
+    const m = /^\s*(\d+)\s*([KkMmGg]?)\s*$/.exec(value);
+    if (!m) throw new MkportableError('CONFIG_INVALID', `${where}: '${value}' is not a size (use e.g. 2G, 512M or 1048576)`, where);
+    const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+    bytes = Number(m[1]) * unit;
+  }
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new MkportableError('CONFIG_INVALID', `${where}: ${JSON.stringify(value)} is not a byte count`, where);
+  return bytes;
+}

@@ -4,11 +4,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTree, type Entry, type ImageTree } from '../plan/tree.js';
-import { writeData, type BlockCompressor, type DataResult } from './data.js';
+import { pathOf } from '../plan/packed.js';
+import { arenaLayout, blockCount, writeData, type DataResult } from './data.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import { ImageFile } from './output.js';
 import { planImage } from './plan.js';
-import type { Compressed } from './pool.js';
+import type { TaskRunner } from './pool.js';
+import { makeTaskRunner } from './run-task.js';
+import { createArena } from './task.js';
 
 const BS = 4096;
 const base = { mode: 0o644, uid: 0, gid: 0, mtime: 0, reason: 'test', origin: 'generated' };
@@ -40,31 +43,40 @@ function sampleTree(): ImageTree {
   return tree;
 }
 
-/** "Compresses" to the first half, marking raw anything under 64 bytes; finishes jobs in a shuffled order. */
-function fakePool(opts: { shuffle: boolean }): BlockCompressor & { maxOutstanding: number } {
+/**
+ * Runs tasks in this thread with the real task code (gzip), finishing them after random delays so that results
+ * come back out of order; counts how many are outstanding at once.
+ */
+function shufflingRunner(opts: { shuffle: boolean; workers?: number }): TaskRunner & { maxOutstanding: number } {
+  const workers = opts.workers ?? 2;
+  const layout = arenaLayout(workers, BS);
+  const arena = createArena(layout.slotSize, layout.slots);
+  const run = makeTaskRunner({ spec: { name: 'gzip', blockSize: BS }, cacheFolder: null, arena });
   let outstanding = 0;
-  const pool = {
+  const runner = {
+    size: workers,
+    arena,
     maxOutstanding: 0,
-    compress(data: Uint8Array): Promise<Compressed> {
+    run(task: Parameters<TaskRunner['run']>[0]) {
       outstanding++;
-      pool.maxOutstanding = Math.max(pool.maxOutstanding, outstanding);
-      const result: Compressed = data.length < 64 ? { data, raw: true } : { data: data.slice(0, Math.ceil(data.length / 2)), raw: false };
+      runner.maxOutstanding = Math.max(runner.maxOutstanding, outstanding);
       const delay = opts.shuffle ? Math.floor(Math.random() * 4) : 0;
-      return new Promise((resolve) => setTimeout(() => {
+      return new Promise<ReturnType<typeof run>>((resolve) => setTimeout(() => {
         outstanding--;
-        resolve(result);
+        resolve(run(task));
       }, delay));
     },
   };
-  return pool;
+  return runner;
 }
 
-async function run(tree: ImageTree, pool: BlockCompressor, window: number): Promise<{ bytes: Buffer; data: DataResult; plan: ReturnType<typeof planImage> }> {
+async function run(tree: ImageTree, runner: TaskRunner): Promise<{ bytes: Buffer; data: DataResult; plan: ReturnType<typeof planImage> }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sqfs-data-'));
   try {
     const plan = planImage(tree);
     const out = await ImageFile.create(path.join(dir, 'img'));
-    const data = await writeData(plan, out, { blockSize: BS, tailPacking: true, pool, window });
+    const { taskSlots } = arenaLayout(runner.size, BS);
+    const data = await writeData(plan, out, { blockSize: BS, tailPacking: true, pool: runner, taskSlots, hashBlocks: false });
     await out.finish();
     return { bytes: readFileSync(path.join(dir, 'img')), data, plan };
   } finally {
@@ -72,20 +84,29 @@ async function run(tree: ImageTree, pool: BlockCompressor, window: number): Prom
   }
 }
 
-test('blocks land in the same order whatever order compression finishes in; the window bounds what is alive', async () => {
+test('blocks land in the same order whatever order tasks finish in; the arena bounds what is alive', async () => {
   const tree = sampleTree();
-  const reference = await run(tree, fakePool({ shuffle: false }), 64);
-  for (const window of [1, 3, 8]) {
-    const pool = fakePool({ shuffle: true });
-    const shuffled = await run(tree, pool, window);
-    assert.ok(shuffled.bytes.equals(reference.bytes), `window ${window}: same bytes`);
-    assert.ok(pool.maxOutstanding <= window, `window ${window}: at most ${window} blocks compressing, saw ${pool.maxOutstanding}`);
+  const reference = await run(tree, shufflingRunner({ shuffle: false }));
+  for (const workers of [1, 2, 3]) {
+    const runner = shufflingRunner({ shuffle: true, workers });
+    const shuffled = await run(tree, runner);
+    assert.ok(shuffled.bytes.equals(reference.bytes), `${workers} workers: same bytes`);
+    assert.ok(runner.maxOutstanding <= runner.arena.slots, `at most one task per arena slot (${runner.arena.slots}), saw ${runner.maxOutstanding}`);
   }
 });
 
 test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplicates shared, empty files bare', async () => {
-  const { data, plan, bytes } = await run(sampleTree(), fakePool({ shuffle: true }), 4);
-  const layout = (p: string) => data.layouts.get(plan.nodes.find((n) => n.path === p)!)!;
+  const { data, plan, bytes } = await run(sampleTree(), shufflingRunner({ shuffle: true }));
+  const t = plan.tree;
+  const L = data.layouts;
+  const layout = (p: string) => {
+    const row = [...plan.files].find((r) => pathOf(t, r) === p)!;
+    const first = L.blockStart[row];
+    return {
+      start: L.start[row], size: t.size[row], sparse: L.sparse[row], fragment: L.fragment[row], fragmentOffset: L.fragmentOffset[row],
+      blocks: L.blocks.subarray(first, first + blockCount(t.size[row], BS, true)),
+    };
+  };
   const stored = (entry: number) => (entry & ~DATA_UNCOMPRESSED) >>> 0;
 
   const big = layout('/a-big');
@@ -111,12 +132,13 @@ test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplica
 
   // Fragments: tails in order, none split, each entry pointing inside the data written.
   const offsets = new Map<number, number>();
-  for (const n of plan.files) {
-    const l = data.layouts.get(n)!;
-    if (l.fragment === INVALID_FRAGMENT || n.path === '/c-dup-of-big') continue;
+  for (const row of plan.files) {
+    const p = pathOf(t, row);
+    const l = layout(p);
+    if (l.fragment === INVALID_FRAGMENT || p === '/c-dup-of-big') continue;
     const tail = l.size % BS;
-    assert.ok(l.fragmentOffset + tail <= BS, `${n.path}: tail fits its fragment`);
-    assert.ok((offsets.get(l.fragment) ?? 0) <= l.fragmentOffset, `${n.path}: tails packed in order`);
+    assert.ok(l.fragmentOffset + tail <= BS, `${p}: tail fits its fragment`);
+    assert.ok((offsets.get(l.fragment) ?? 0) <= l.fragmentOffset, `${p}: tails packed in order`);
     offsets.set(l.fragment, l.fragmentOffset + tail);
   }
   for (const f of data.fragments) assert.ok(f.start + stored(f.size) <= bytes.length);

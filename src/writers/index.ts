@@ -1,10 +1,11 @@
 import { parseCompression } from '../compress/registry.js';
 import type { ImageTree } from '../plan/tree.js';
 import { isPackedTree, type PackedTree } from '../plan/packed.js';
-import { writeSquashfs } from '../squashfs/write.js';
+import { writeSquashfs, type BlockCacheOptions, type WriteProgress, type WriteSquashfsResult } from '../squashfs/write.js';
 import { writeWithMksquashfs } from './mksquashfs.js';
 
 export type Backend = 'native' | 'mksquashfs';
+export type { BlockCacheOptions, WriteProgress } from '../squashfs/write.js';
 
 export interface WriteImageOptions {
   backend: Backend;
@@ -17,16 +18,22 @@ export interface WriteImageOptions {
   allTime?: boolean;
   squashfsTools?: string;
   workers?: number;
+  /** Native writer: the block cache to reuse compressed blocks from (null or absent: none). */
+  cache?: BlockCacheOptions | null;
+  /** Native writer: called as file data is written. */
+  onProgress?: (p: WriteProgress) => void;
 }
 
-/** Write the tree with the chosen backend; both consume the same plan. */
-export async function writeImage(tree: ImageTree | PackedTree, outFile: string, o: WriteImageOptions): Promise<void> {
+/** Write the tree with the chosen backend; both consume the same plan. The native writer reports what it did. */
+export async function writeImage(tree: ImageTree | PackedTree, outFile: string, o: WriteImageOptions): Promise<WriteSquashfsResult | null> {
   if (o.backend === 'mksquashfs') {
     if (isPackedTree(tree)) throw new Error('the mksquashfs backend takes an ImageTree');
     await writeWithMksquashfs(tree, outFile, {
       compression: o.compression, blockSize: o.blockSize, mtime: o.mkfsTime, squashfsTools: o.squashfsTools, allTime: o.allTime ?? true,
     });
-    return;
+    return null;
   }
-  await writeSquashfs(tree, outFile, { compressor: parseCompression(o.compression, o.blockSize), mtime: o.mkfsTime, workers: o.workers });
+  return writeSquashfs(tree, outFile, {
+    compressor: parseCompression(o.compression, o.blockSize), mtime: o.mkfsTime, workers: o.workers, cache: o.cache, onProgress: o.onProgress,
+  });
 }
