@@ -9,7 +9,8 @@ import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
 import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit } from './units/load.js';
-import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
+import { addLdConfig, addPath, createClosure, findInPath, type Closure } from './closure/resolve.js';
+import { IMAGE_UNIT_DIR, SYSTEMD_DEFAULT_PATH } from './systemd/portabled.js';
 import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
@@ -56,15 +57,13 @@ export interface BuildHooks {
   source?: Source;
 }
 
-const UNIT_DIR = '/etc/systemd/system';
-
 function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], osRelease: [string, string][]): void {
   addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
   addMountPoints(tree, opts.mtime);
   addFile(tree, '/etc/os-release', renderOsRelease(osRelease), opts.mtime, 'os-release');
   for (const u of units) {
     const data = new TextEncoder().encode(u.text);
-    addEntry(tree, `${UNIT_DIR}/${u.name}`, {
+    addEntry(tree, `${IMAGE_UNIT_DIR}/${u.name}`, {
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
@@ -182,7 +181,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
     sourceOs: await readSourceOs(source), overrides: opts.osRelease,
   });
   const full = from !== undefined && opts.closure === 'full';
-  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${UNIT_DIR}/${u.name}`)) : createTree();
+  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${IMAGE_UNIT_DIR}/${u.name}`)) : createTree();
   planSkeleton(tree, opts, units, fields);
 
   step('resolving the closure');

@@ -7,10 +7,8 @@ import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
 import { realpathIn } from './realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
-
-/** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
-export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
 
 const MAX_SYMLINKS = 40;
 

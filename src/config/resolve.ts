@@ -3,7 +3,7 @@ import { MkportableError } from '../errors.js';
 import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
-import { validatePname, validateVersion } from './names.js';
+import { validatePname, validateVersion } from '../systemd/portabled.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
 import { parseFromSpec } from '../sources/from-spec.js';

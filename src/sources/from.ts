@@ -10,7 +10,7 @@ import { type Entry, type ImageTree, normalizeImagePath, parentOf } from '../pla
 import { planFromSource } from '../plan/from-source.js';
 import { realpathIn } from '../closure/realpath.js';
 import { findInPath } from '../closure/resolve.js';
-import { MOUNT_POINT_DIRS, MOUNT_POINT_FILES } from '../layout/skeleton.js';
+import { SKELETON_DIRS, SKELETON_FILES } from '../layout/skeleton.js';
 import { directorySource } from './host.js';
 import type { Source } from './source.js';
 import { parseFromSpec } from './from-spec.js';
@@ -131,8 +131,8 @@ function removeEntry(tree: ImageTree, p: string): void {
  */
 export async function planFullTree(source: Source, mtime: number, unitPaths: string[]): Promise<ImageTree> {
   const tree = await planFromSource(source, '/', { owners: 'keep', mtime });
-  for (const f of ['/etc/os-release', ...MOUNT_POINT_FILES, ...unitPaths]) if (tree.entries.has(f)) removeEntry(tree, f);
-  for (const d of MOUNT_POINT_DIRS) {
+  for (const f of [...SKELETON_FILES, ...unitPaths]) if (tree.entries.has(f)) removeEntry(tree, f);
+  for (const d of SKELETON_DIRS) {
     const e = tree.entries.get(d);
     if (e && e.type !== 'dir') removeEntry(tree, d);
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { storePathOf } from '../closure/nix.js';
 import type { UnitSpec } from '../config/options.js';
-import { validateUnitName } from '../config/names.js';
+import { validateUnitName } from '../systemd/portabled.js';
 import { EXEC_KEYS, parseExecCommands, parseUnitFile, serviceEnvironment, unitValues, type UnitFile } from '../formats/unitfile.js';
 
 export interface LoadedUnit {
