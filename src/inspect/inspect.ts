@@ -2,8 +2,8 @@ import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
 import { parseUnitFile, EXEC_KEYS, SOCKET_EXEC_KEYS, parseExecCommands, unitValues, serviceEnvironment } from '../formats/unitfile.js';
-import { realpathIn } from '../closure/realpath.js';
-import { addPath, createClosure, findInPath } from '../closure/resolve.js';
+import { findInPath, realpathIn } from '../sources/realpath.js';
+import { addPath, createClosure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
 import {
   MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS,
