@@ -12,12 +12,16 @@ import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit }
 import { addLdConfig, addPath, createClosure, type Closure } from './closure/resolve.js';
 import { findInPath } from './sources/realpath.js';
 import { IMAGE_UNIT_DIR, SYSTEMD_DEFAULT_PATH } from './systemd/portabled.js';
-import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
+import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
-import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
+import { openFrom, type OpenedFrom } from './sources/from.js';
+import { planFromSource } from './plan/from-source.js';
+import { makeRoom } from './plan/edit.js';
+import { keepSourceOwners } from './plan/owners.js';
+import { unitFromImageConfig } from './units/from-image-config.js';
 
 export interface BuildFile {
   path: string;
@@ -69,6 +73,17 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
       size: data.length, content: { kind: 'bytes', data },
     });
   }
+}
+
+/**
+ * The whole rootfs of `source` as the image tree, owners, modes, xattrs and hard links kept, every timestamp
+ * `mtime`; what the skeleton owns (os-release, the mount points, the units) is cleared so that it replaces the
+ * rootfs's version rather than colliding with it.
+ */
+async function planWholeRootfs(source: Source, mtime: number, units: LoadedUnit[]): Promise<ImageTree> {
+  const tree = await planFromSource(source, '/', { owners: 'keep', mtime });
+  makeRoom(tree, [...SKELETON_FILES, ...units.map((u) => `${IMAGE_UNIT_DIR}/${u.name}`)], SKELETON_DIRS);
+  return tree;
 }
 
 async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
@@ -171,7 +186,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   step('checking options');
   const opts = resolveOptions(options);
   const source = hooks.source ?? hostSource();
-  const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe }) : undefined;
+  const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe, label: from.label ?? from.describe }) : undefined;
   if (generated && opts.closure === 'minimal') opts.contents.push(...generated.contents);
   const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
   const warnings: BuildWarning[] = [];
@@ -182,7 +197,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
     sourceOs: await readSourceOs(source), overrides: opts.osRelease,
   });
   const full = from !== undefined && opts.closure === 'full';
-  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${IMAGE_UNIT_DIR}/${u.name}`)) : createTree();
+  const tree = full ? await planWholeRootfs(source, opts.mtime, units) : createTree();
   planSkeleton(tree, opts, units, fields);
 
   step('resolving the closure');
