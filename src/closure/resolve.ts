@@ -16,7 +16,7 @@ export interface Why {
   /** Fatal when a dependency is missing (unit programs); otherwise a warning (files inside contents folders). */
   strict: boolean;
   /** PATH used for `#!/usr/bin/env NAME`. */
-  envPath: string[];
+  envPath: readonly string[];
 }
 
 export interface Closure {

@@ -1,12 +1,13 @@
 import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
-import { parseUnitFile, EXEC_KEYS, SOCKET_EXEC_KEYS, parseExecCommands, unitValues, serviceEnvironment } from '../formats/unitfile.js';
-import { findInPath, realpathIn } from '../sources/realpath.js';
+import { parseUnitFile } from '../formats/unitfile.js';
+import { locateProgram, programWhere, unitPrograms } from '../units/programs.js';
+import { realpathIn } from '../sources/realpath.js';
 import { addPath, createClosure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
 import {
-  MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS,
+  MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, UNIT_SEARCH_DIRS,
   IMAGE_UNIT_DIR, isPortableUnitType, isValidPrefix, portablePrefixes, prefixFromName, unitMatchesPrefix,
 } from '../systemd/portabled.js';
 import type { BuildWarning } from '../errors.js';
@@ -175,42 +176,29 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
       report('error', 'unit-invalid', (e as Error).message, u.path);
       continue;
     }
-    const env = serviceEnvironment(parsed).get('PATH');
-    const envPath = env ? env.split(':').filter(Boolean) : SYSTEMD_DEFAULT_PATH;
-    const execs: [string, string][] = [];
-    for (const key of EXEC_KEYS) for (const v of unitValues(parsed, 'Service', key)) execs.push([key, v]);
-    for (const key of SOCKET_EXEC_KEYS) for (const v of unitValues(parsed, 'Socket', key)) execs.push([key, v]);
-    for (const [key, value] of execs) {
-      let cmds;
-      try {
-        cmds = parseExecCommands(value, `${u.name}: ${key}=`);
-      } catch (e) {
-        report('error', 'unit-invalid', (e as Error).message, u.path);
+    const programs = unitPrograms(parsed, u.name, { onInvalid: (e) => report('error', 'unit-invalid', e.message, u.path) });
+    for (const prog of programs) {
+      const where = programWhere(prog);
+      if (prog.hasSpecifier) {
+        report('warning', 'exec-specifier', `${where} program '${prog.executable}' uses a % specifier that only systemd expands: not checked`, u.path);
         continue;
       }
-      for (const cmd of cmds) {
-        if (!cmd.executable || cmd.hasSpecifier) continue;
-        let exe = cmd.executable;
-        if (!exe.startsWith('/')) {
-          const found = await findInPath(source, exe, SYSTEMD_DEFAULT_PATH);
-          if (!found) {
-            report('error', 'exec-missing', `${u.name}: ${key}= program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of the image`, u.path);
-            continue;
-          }
-          exe = found;
-        }
-        const real = await realpathIn(source, exe).catch(() => undefined);
-        const st = real ? await source.lstat(real) : null;
-        if (!st) {
-          report('error', 'exec-missing', `${u.name}: ${key}= program ${exe} does not exist in the image`, exe);
-          continue;
-        }
-        if (st.type !== 'file' || (st.mode & 0o111) === 0) {
-          report('error', 'exec-not-executable', `${u.name}: ${key}= program ${exe} is not an executable file`, exe);
-          continue;
-        }
-        await addPath(closure, exe, { reason: `${key}= of ${u.name}`, strict: false, envPath });
+      const exe = await locateProgram(source, prog);
+      if (!exe) {
+        report('error', 'exec-missing', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of the image`, u.path);
+        continue;
       }
+      const real = await realpathIn(source, exe).catch(() => undefined);
+      const st = real ? await source.lstat(real) : null;
+      if (!st) {
+        report('error', 'exec-missing', `${where} program ${exe} does not exist in the image`, exe);
+        continue;
+      }
+      if (st.type !== 'file' || (st.mode & 0o111) === 0) {
+        report('error', 'exec-not-executable', `${where} program ${exe} is not an executable file`, exe);
+        continue;
+      }
+      await addPath(closure, exe, { reason: `${prog.key}= of ${u.name}`, strict: false, envPath: prog.envPath });
     }
   }
   const seen = new Set<string>();
