@@ -53,8 +53,9 @@ export function execSearchPath(unit: UnitFile, section: string): string[] | unde
   const dirs: string[] = [];
   for (const e of entries) {
     for (const d of e.value.split(':')) {
+      if (hasSpecifiers(d)) continue;
       if (!d.startsWith('/')) break;
-      if (!hasSpecifiers(d)) dirs.push(normalizeImagePath(d));
+      dirs.push(normalizeImagePath(d));
     }
   }
   return dirs;
