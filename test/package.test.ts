@@ -1,5 +1,6 @@
 // The published package holds what runs and nothing else: the compiled library and CLI, the bin script, the native
-// addon's sources (built at install) and the README; no tests, fixtures, fuzz harness or scripts.
+// addon's sources (built at install), the script that makes the rootfs `src/try/` boots, and the README; no tests,
+// fixtures, fuzz harness, benchmarks or other scripts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -13,7 +14,7 @@ test('npm pack lists only what runs', async () => {
   assert.equal(r.code, 0, r.stderr);
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0].files.map((f) => f.path).sort();
   const roots = ['dist/src/', 'bin/', 'src/compress/native/'];
-  const loose = ['package.json', 'README.md'];
+  const loose = ['package.json', 'README.md', 'scripts/portabled-rootfs.sh'];
   for (const f of files) {
     assert.ok(loose.includes(f) || roots.some((r) => f.startsWith(r)), `${f} is in the package`);
     assert.doesNotMatch(f, /\.test\.|(^|\/)test\/|fixture|fuzz|testdata|test-data|\/build\//i, `${f} is test or build-time output`);
@@ -24,7 +25,7 @@ test('npm pack lists only what runs', async () => {
     }
   }
   for (const needed of ['bin/mkportable.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/bin.js', 'dist/src/squashfs/worker.js',
-    'src/compress/native/binding.gyp', 'src/compress/native/xz.c', 'src/compress/native/index.cjs', 'src/compress/native/package.json', 'README.md']) {
+    'src/compress/native/binding.gyp', 'src/compress/native/xz.c', 'src/compress/native/index.cjs', 'src/compress/native/package.json', 'scripts/portabled-rootfs.sh', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   }
 });
