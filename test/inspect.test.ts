@@ -167,8 +167,8 @@ describe('mkportable inspect', () => {
     assert.equal((await runCli(['inspect'])).code, 2);
   });
 
-  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async () => {
-    const dir = tempDir();
+  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async (t) => {
+    const dir = tempDir(t);
     writeFileSync(path.join(dir, 'demo.service'), '[Service]\nExecStart=/bin/sh -c true\n');
     // An os-release override that drops ID= makes portabled refuse the image.
     const args = ['build', '--pname', 'demo', '--version', '1', '--unit', path.join(dir, 'demo.service'), '--out', path.join(dir, 'out'), '--os-release', 'ID='];
