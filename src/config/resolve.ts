@@ -6,7 +6,7 @@ import { compressionWords, parseBlockSize } from './size.js';
 import { validatePname, validateVersion } from '../systemd/portabled.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
-import { parseFromSpec } from '../sources/from-spec.js';
+import { parseFromSpec } from './from-spec.js';
 
 /** Options after validation, with defaults applied: what the build steps read. Frozen: no step changes them. */
 export interface ResolvedOptions {

@@ -8,7 +8,7 @@ import { normalizeImagePath, parentOf } from '../plan/tree.js';
 import { realpathIn } from './realpath.js';
 import { directorySource } from './host.js';
 import type { Source } from './source.js';
-import { parseFromSpec } from './from-spec.js';
+import { parseFromSpec } from '../config/from-spec.js';
 import { openDockerArchive, openOciImage, openRootfsTarball } from './oci.js';
 
 export interface OpenedFrom {
