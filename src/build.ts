@@ -14,7 +14,8 @@ import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
 import { loadUnits, type LoadedUnit } from './units/load.js';
-import { locateProgram, programWhere, unitPrograms } from './units/programs.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
+import { unitDirectories } from './units/directories.js';
 import { addLdConfig, addPath, createClosure, type Closure } from './closure/resolve.js';
 import { IMAGE_UNIT_DIR, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH } from './systemd/portabled.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
@@ -160,6 +161,9 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
+    for (const d of unitDirectories(u.parsed, u.name)) {
+      addEntry(tree, d.mountPoint, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: `mount point for ${d.key}=${d.name} of ${u.name}`, origin: 'generated' });
+    }
   }
 }
 
@@ -184,7 +188,25 @@ async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
       if (!exe) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of ${c.source.name}`, u.name);
       const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath: prog.envPath });
       if (real === null) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' does not exist in ${c.source.name}`, u.name);
+      await addArgumentPrograms(c, prog);
     }
+  }
+}
+
+/** What a command line runs through its arguments (`env NAME`, `sh -c '…'`): strict for env, best effort for scripts. */
+async function addArgumentPrograms(c: Closure, prog: UnitProgram): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    c.warnings.push({ code: 'COMMAND_UNRESOLVED', message: `${where} ${via} runs '${word}', which only the shell can expand: not resolved, add it with contents`, subject: prog.unit });
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(c.source, n, prog.envPath);
+    const real = exe ? await addPath(c, exe, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: n.strict, envPath: prog.envPath }) : null;
+    if (real !== null) continue;
+    const msg = `${where} ${n.via} runs '${n.executable}', which is not in PATH=${prog.envPath.join(':')} of ${c.source.name}`;
+    if (n.strict) throw new MkportableError('EXEC_NOT_FOUND', msg, prog.unit);
+    c.warnings.push({ code: 'COMMAND_NOT_FOUND', message: `${msg}; add it with contents if the script needs it`, subject: prog.unit });
   }
 }
 
