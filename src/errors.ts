@@ -4,6 +4,8 @@
  */
 export type ErrorCode =
   | 'CONFIG_NOT_FOUND'
+  | 'EXCLUDED_NEEDED'
+  | 'FILES_COLLISION'
   | 'CONFIG_INVALID'
   | 'NAME_INVALID'
   | 'UNIT_UNREADABLE'
