@@ -16,7 +16,7 @@ import { hostSource } from './sources/host.js';
 import { loadUnits, type LoadedUnit } from './units/load.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
 import { unitDirectories } from './units/directories.js';
-import { addContentNeeds, addLdConfig, addPath, createClosure, type Closure } from './closure/resolve.js';
+import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
 import { IMAGE_UNIT_DIR, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
 import { globMatcher } from './plan/glob.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
@@ -91,7 +91,6 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
     const closure = await resolveClosure(tree, opts, input.source, units, contents);
-    await placeFiles(closure, opts);
     await finishTree(tree, opts, input);
     const excluded = await leaveOutExcluded(closure, opts);
 
@@ -200,6 +199,7 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
 /** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
 async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
   const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true, exclude: globMatcher(opts.exclude) });
+  await placeFiles(closure, opts);
   await addUnitPrograms(closure, units);
   await addContents(closure, contents, opts.symlinks);
   await addLdConfig(closure);
@@ -214,6 +214,7 @@ async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
         c.warnings.push({ code: 'SPECIFIER_IN_EXEC', message: `${where} program '${prog.executable}' uses a % specifier; not resolved, add it with contents`, subject: u.name });
         continue;
       }
+      if (placedProgram(c.tree, prog)) continue;
       const exe = await locateProgram(c.source, prog);
       if (!exe) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of ${c.source.name}`, u.name);
       const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, forUnit: true, envPath: prog.envPath });
@@ -221,6 +222,12 @@ async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
       await addArgumentPrograms(c, prog);
     }
   }
+}
+
+/** A unit's program placed by `files`: it and what it needs were added with it. */
+function placedProgram(tree: ImageTree, prog: UnitProgram): boolean {
+  const candidates = prog.executable.startsWith('/') ? [prog.executable] : prog.searchPath.map((d) => `${d}/${prog.executable}`);
+  return candidates.some((p) => tree.entries.get(p)?.reason.startsWith(FILES_REASON));
 }
 
 /** What a command line runs through its arguments (`env NAME`, `sh -c '…'`): strict for env, best effort for scripts. */
@@ -255,8 +262,8 @@ async function addContents(c: Closure, contents: readonly string[], symlinks: re
 }
 
 /**
- * `files`: entries at paths of the user's choosing, after the closure so that a collision with it, or with the
- * skeleton, is an error naming both; regular files among them bring what they need, found in the source.
+ * `files`: entries at paths of the user's choosing, after the skeleton and before the closure; a collision with
+ * either is an error naming both. Regular files among them bring what they need, found in the source.
  */
 async function placeFiles(c: Closure, opts: ResolvedOptions): Promise<void> {
   const host = hostSource();
@@ -272,7 +279,7 @@ async function placeFiles(c: Closure, opts: ResolvedOptions): Promise<void> {
   const copy = async (from: string, to: string, top: boolean): Promise<void> => {
     const st = await host.lstat(from);
     if (!st) throw new MkportableError('PATH_NOT_FOUND', `files: source '${from}' of '${to}' does not exist`, from);
-    const reason = `files entry ${to}`;
+    const reason = `${FILES_REASON}${to}`;
     const origin = `host:${from}`;
     if (st.type === 'dir') {
       put(to, { ...base, origin, reason, type: 'dir', mode: st.mode & 0o7777 });
@@ -287,7 +294,7 @@ async function placeFiles(c: Closure, opts: ResolvedOptions): Promise<void> {
     }
   };
   for (const f of opts.files) {
-    const reason = `files entry ${f.path}`;
+    const reason = `${FILES_REASON}${f.path}`;
     if ('source' in f) await copy(f.source, f.path, true);
     else if ('text' in f) {
       const data = new TextEncoder().encode(f.text);

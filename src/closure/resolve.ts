@@ -63,7 +63,14 @@ function origin(c: Closure, p: string): string {
   return `${c.source.name}:${p}`;
 }
 
+/** Entries placed by `files` carry this reason prefix: the closure must not put something else there. */
+export const FILES_REASON = 'files entry ';
+
 function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): void {
+  const placed = c.tree.entries.get(p);
+  if (placed && placed.reason.startsWith(FILES_REASON) && !(placed.type === 'dir' && st.type === 'dir')) {
+    throw new MkportableError('FILES_COLLISION', `files: ${p}: the ${placed.reason} is where ${why.reason} needs ${origin(c, p)}`, p);
+  }
   const base = { mode: st.mode, uid: 0, gid: 0, mtime: c.mtime, reason: why.reason, origin: origin(c, p) };
   switch (st.type) {
     case 'dir':
