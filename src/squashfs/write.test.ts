@@ -374,7 +374,9 @@ function configLabel(cfg: (typeof CONFIGS)[number]): string {
 
 for (const cfg of CONFIGS) {
   const label = configLabel(cfg);
-  const what = cfg.checks === 'full' ? 'unsquashfs, rdsquashfs, sqfsdiff vs mksquashfs, kernel mount' : 'unsquashfs, kernel mount';
+  const what = [cfg.checks === 'full' ? 'unsquashfs -d, rdsquashfs' : 'unsquashfs', cfg.mksquashfs && 'sqfsdiff vs mksquashfs', 'kernel mount']
+    .filter(Boolean)
+    .join(', ');
   test(`fixture image, ${label}: ${what}`, { skip }, async (t) => {
     if (!(await available(cfg.spec.name))) return t.skip(`${cfg.spec.name} compressor not available yet`);
     const img = path.join(work, `img-${label.replace(/\W+/g, '_')}.sqfs`);
