@@ -79,7 +79,7 @@ test('a chain of references through file contents, symlink targets and a self-re
   assert.equal(st.bytesScanned, expected, 'contents, link targets and entry names');
 });
 
-test('a hash part counts wherever it is, like Nix: bare, in an entry name, inside a relative link', async () => {
+test("a hash part counts wherever it is (Nix's reference scanning rule): bare, in an entry name, inside a relative link", async () => {
   const s = makeStore();
   const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map(s.sp);
   s.file(`${a}/f`, `binary\x01${hashPart('b')}\x02`); // no /nix/store/ prefix, no name: Nix still counts it
