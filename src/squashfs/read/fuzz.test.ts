@@ -1,5 +1,5 @@
 /**
- * The fuzz run (scripts/fuzz.mjs) as part of the test suite: 3000 seeded mutations of small images from every
+ * The fuzz run (scripts/fuzz.mjs) as part of the test suite: 2000 seeded mutations of small images from every
  * compressor, each fully read in a watched child process. Nothing but IMAGE_CORRUPT / IMAGE_UNSUPPORTED may escape,
  * no iteration may hang (fuzz.mjs's watchdog; the runner's timeout catches a hung run) and memory must stay flat.
  * The budget is a count of iterations, never seconds: a loaded machine is slower, not wrong.
@@ -16,7 +16,7 @@ import { buildCorpus, makeCase, runCase } from './fuzz-harness.js';
 const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
 const skip = hasTool('mksquashfs') ? false : 'mksquashfs not installed';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const ITERATIONS = 3000;
+const ITERATIONS = 2000;
 
 test(`fuzz: ${ITERATIONS} mutated images, only image errors, no hang, bounded memory`, { skip, timeout: 20 * 60_000 }, async (t) => {
   const r = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve, reject) => {
