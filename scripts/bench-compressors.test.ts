@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createCompressor, parseCompression } from '../src/compress/registry.js';
-import { lz4Frame } from '../src/compress/testdata.js';
+import { lz4Frame } from '../test/support/compress-data.js';
 
 const BLOCK = 1 << 20;
 

@@ -43,6 +43,7 @@ if (!selected.length) {
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'mkportable-tests-'));
+const tmp = freshTempDir();
 const recordsFile = join(work, 'records.jsonl');
 const r = spawnSync(
   process.execPath,
@@ -56,8 +57,9 @@ const r = spawnSync(
     `--test-reporter=${join(here, 'testing', 'reporter.mjs')}`, `--test-reporter-destination=${recordsFile}`,
     ...selected,
   ],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', env: { ...process.env, TMPDIR: tmp } },
 );
+const leftTemp = checkTempLeftovers(tmp);
 const records = existsSync(recordsFile)
   ? readFileSync(recordsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
   : [];
@@ -72,4 +74,26 @@ if (problems.length) {
   console.error(problems.map((l) => `  ${l}`).join('\n'));
   process.exit(r.status || 1);
 }
-process.exit(r.status ?? 1);
+process.exit(leftTemp ? 1 : (r.status ?? 1));
+
+/**
+ * Tests remove the temporary folders and files they make. The suite runs with TMPDIR set to a fresh folder (every
+ * os.tmpdir() of the tests and of what they start lands there); whatever is still in it afterwards fails the run.
+ */
+function freshTempDir() {
+  return mkdtempSync(join(tmpdir(), 'mkportable-run-'));
+}
+
+/** Print what the tests left in `dir` and remove it; true when something was left. */
+function checkTempLeftovers(dir) {
+  // tsx keeps its transform cache there (tsx-<uid>): not the tests' doing.
+  const left = readdirSync(dir).filter((n) => !/^tsx-\d+$/.test(n)).sort();
+  if (left.length) console.error(`tests left ${left.length} temporary file(s) or folder(s) behind:\n${left.map((n) => `  ${n}`).join('\n')}`);
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    console.error(`cannot remove ${dir} (a mount left behind?): ${e.message}`);
+    return true;
+  }
+  return left.length > 0;
+}

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isMkportableError } from '../errors.js';
 import { compressorFromImage, createCompressor, parseCompression } from './registry.js';
-import { binaryBytes, lz4Frame, textBytes } from './testdata.js';
+import { binaryBytes, lz4Frame, textBytes } from '../../test/support/compress-data.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mkportable-compress-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -2,7 +2,7 @@
  * Deterministic test inputs for the compressor tests (not part of the library: only *.test.ts import it).
  */
 import fs from 'node:fs';
-import { requireNative } from './common.js';
+import { requireNative } from '../../src/compress/common.js';
 
 /** xorshift32 bytes: incompressible, but the same on every run. */
 export function randomBytes(n: number, seed = 0x9e3779b9): Uint8Array {
