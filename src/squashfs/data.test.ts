@@ -132,14 +132,17 @@ test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplica
 
   // Fragments: tails in order, none split, each entry pointing inside the data written.
   const offsets = new Map<number, number>();
+  let tails = 0;
   for (const row of plan.files) {
     const p = pathOf(t, row);
     const l = layout(p);
     if (l.fragment === INVALID_FRAGMENT || p === '/c-dup-of-big') continue;
+    tails++;
     const tail = l.size % BS;
     assert.ok(l.fragmentOffset + tail <= BS, `${p}: tail fits its fragment`);
     assert.ok((offsets.get(l.fragment) ?? 0) <= l.fragmentOffset, `${p}: tails packed in order`);
     offsets.set(l.fragment, l.fragmentOffset + tail);
   }
+  assert.ok(tails >= 2 && data.fragments.length >= 1, `${tails} tails in ${data.fragments.length} fragments checked`);
   for (const f of data.fragments) assert.ok(f.start + stored(f.size) <= bytes.length);
 });

@@ -10,7 +10,7 @@ export type { BlockCacheOptions, WriteProgress } from '../squashfs/write.js';
 export interface WriteImageOptions {
   backend: Backend;
   /** Compression words as mksquashfs takes them. */
-  compression: string[];
+  compression: readonly string[];
   blockSize: number;
   /** The filesystem's creation time (seconds). */
   mkfsTime: number;
