@@ -26,7 +26,7 @@ import type { FragmentEntry } from './fragment-table.js';
 import type { ImageFile } from './output.js';
 import type { Plan } from './plan.js';
 import type { TaskRunner } from './pool.js';
-import { PIECE_FIELDS, Piece, Stored, resultSlack, slotView, type TaskRequest, type TaskResult, type WorkerCounters } from './task.js';
+import { PIECE_FIELDS, Piece, Stored, TASK_PIECES, resultSlack, slotHashes, slotMeta, slotView, type TaskRequest, type TaskResult, type WorkerCounters } from './task.js';
 
 /** Where each file's data went, by tree row (inode rows of regular files; other rows unused). */
 export interface FileLayouts {
@@ -75,7 +75,6 @@ const WINDOW_BYTES = 12 << 20;
 
 /** Bytes of file data per task: big enough that a message costs little against the work it carries. */
 const TASK_BYTES = 1 << 20;
-const TASK_PIECES = 1024;
 /**
  * The arena for a pool: slots big enough for any task's result (a task stops growing past TASK_BYTES, by at most
  * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and three per
@@ -83,7 +82,7 @@ const TASK_PIECES = 1024;
  */
 export function arenaLayout(workers: number, blockSize: number): { slotSize: number; taskSlots: number; slots: number } {
   const slotSize = Math.max(TASK_BYTES, blockSize) + blockSize + resultSlack(blockSize);
-  const taskSlots = Math.max(6 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
+  const taskSlots = Math.max(20 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
   return { slotSize, taskSlots, slots: taskSlots + 3 * workers + 3 };
 }
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
@@ -602,14 +601,17 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
   };
 
   const seen = new DigestIndex();
-  // A candidate's digest: its one piece's hash, or the hash of its pieces' hashes.
+  // A candidate's digest: its one piece's hash, or the hash of its pieces' hashes. The first is copied out of the
+  // slot's metadata: a file's pieces may span tasks, and a task's slot may be reused before the file ends.
+  const firstCopy = new Uint8Array(32);
   let firstDigest: Uint8Array | null = null;
   let firstAt = 0;
   let fileHash: ReturnType<typeof createHash> | null = null;
   const addDigest = (hashes: Uint8Array, at: number) => {
     if (!firstDigest) {
-      firstDigest = hashes;
-      firstAt = at;
+      firstCopy.set(hashes.subarray(at, at + 32));
+      firstDigest = firstCopy;
+      firstAt = 0;
     } else {
       fileHash ??= createHash('sha256').update(firstDigest.subarray(firstAt, firstAt + 32));
       fileHash.update(hashes.subarray(at, at + 32));
@@ -646,6 +648,8 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     sumCounters(cache, r.cache);
     // The sequencer holds the slot too while it reads the task (it may wait for a fragment slot meanwhile).
     const held: Held = { slot: task.out, blocks: 1 };
+    const meta = slotMeta(arena, task.out);
+    const hashes = slotHashes(arena, task.out);
     const v = view(task.out);
     const data = Buffer.from(v.buffer, v.byteOffset, r.length);
     const p = task.b.pieces;
@@ -656,9 +660,9 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       const offset = p[k * PIECE_FIELDS + 1];
       const length = p[k * PIECE_FIELDS + 2];
       const flags = p[k * PIECE_FIELDS + 3];
-      const stored = r.meta[k * 2];
-      const how = r.meta[k * 2 + 1];
-      if (flags & Piece.HASH && (offset === 0 ? sizeShared(t.size[row]) : firstDigest !== null)) addDigest(r.hashes, k * 32);
+      const stored = meta[k * 2];
+      const how = meta[k * 2 + 1];
+      if (flags & Piece.HASH && (offset === 0 ? sizeShared(t.size[row]) : firstDigest !== null)) addDigest(hashes, k * 32);
       progress.bytes += length;
       if (flags & Piece.COMPRESS) {
         const block = layouts.blockStart[row] + offset / bs;
@@ -705,18 +709,22 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
           case 'start':
             layouts.start[item.row] = out.position;
             break;
-          case 'block':
-            out.append(item.data);
+          case 'block': {
+            const wait = out.append(item.data);
+            if (wait) await wait;
             if (--item.held.blocks === 0) taskSlots.release(item.held.slot);
             break;
+          }
           case 'fragment': {
             const r = await item.result;
             fragmentSlots.release(item.input);
             if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
             sumCounters(cache, r.cache);
-            const stored = r.meta[0];
-            fragments[item.index] = { start: out.position, size: r.meta[1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
-            out.append(view(item.out).subarray(0, stored));
+            const meta = slotMeta(arena, item.out);
+            const stored = meta[0];
+            fragments[item.index] = { start: out.position, size: meta[1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
+            const wait = out.append(view(item.out).subarray(0, stored));
+            if (wait) await wait;
             fragmentSlots.release(item.out);
             break;
           }
@@ -725,7 +733,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
               // Everything written since the file's start is its own blocks: drop them and point at the original.
               const row = item.row;
               const orig = item.dupOf;
-              out.rewind(layouts.start[row]);
+              await out.rewind(layouts.start[row]);
               layouts.start[row] = layouts.start[orig];
               layouts.sparse[row] = layouts.sparse[orig];
               const count = nBlocks(t.size[row]);

@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { BlockCache, emptyCounters } from './block-cache.js';
-import { PIECE_FIELDS, Piece, Stored, resultSlack, slotView, type Arena, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
+import { PIECE_FIELDS, Piece, Stored, resultSlack, slotHashes, slotMeta, slotView, type Arena, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
 
 export interface WorkerSetup {
   spec: CompressorSpec;
@@ -54,8 +54,8 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
   function run(task: TaskRequest): TaskResult {
     const pieces = task.pieces;
     const count = pieces.length / PIECE_FIELDS;
-    const meta = new Float64Array(count * 2);
-    const hashes = new Uint8Array(count * 32);
+    const meta = slotMeta(setup.arena, task.out);
+    const hashes = slotHashes(setup.arena, task.out);
     const data = slotView(setup.arena, task.out);
     const inline = task.input >= 0 ? slotView(setup.arena, task.input) : null;
     let at = 0;
@@ -111,10 +111,12 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         if (!compress) {
           if (flags & Piece.INLINE) data.set(bytes, at);
           meta[i * 2] = length;
+          meta[i * 2 + 1] = 0;
           at += length;
           continue;
         }
         if (flags & Piece.SPARSE && Buffer.from(bytes.buffer, bytes.byteOffset, length).equals(length === blockSize ? zeros : zeros.subarray(0, length))) {
+          meta[i * 2] = 0;
           meta[i * 2 + 1] = Stored.ZERO;
           continue;
         }
@@ -139,14 +141,14 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         at += n;
       }
     } catch (e) {
-      const result: TaskResult = { id: task.id, meta, hashes, length: 0 };
+      const result: TaskResult = { id: task.id, length: 0 };
       if (e instanceof ReadError) result.failure = e.failure;
       else result.error = e instanceof Error ? e.message : String(e);
       return result;
     } finally {
       if (fd >= 0) closeSync(fd);
     }
-    const result: TaskResult = { id: task.id, meta, hashes, length: at };
+    const result: TaskResult = { id: task.id, length: at };
     if (cache && before) {
       const c = cache.counters;
       const delta = emptyCounters();

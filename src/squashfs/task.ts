@@ -52,17 +52,32 @@ export interface TaskRequest {
 /** Room a task's result needs beyond its pieces' bytes: the end-check byte and a compressor's worst case. */
 export const resultSlack = (blockSize: number): number => 1 + (blockSize >> 8) + 256;
 
+/** Pieces a task may have (at most). */
+export const TASK_PIECES = 1024;
+
 export interface Arena {
   buffer: SharedArrayBuffer;
   slotSize: number;
   slots: number;
+  /** Per slot, TASK_PIECES × [stored bytes, Stored flags] (Float64). */
+  meta: SharedArrayBuffer;
+  /** Per slot, TASK_PIECES × 32 bytes of SHA-256. */
+  hashes: SharedArrayBuffer;
 }
 
 export function createArena(slotSize: number, slots: number): Arena {
-  return { buffer: new SharedArrayBuffer(slotSize * slots), slotSize, slots };
+  return {
+    buffer: new SharedArrayBuffer(slotSize * slots),
+    slotSize,
+    slots,
+    meta: new SharedArrayBuffer(slots * TASK_PIECES * 2 * 8),
+    hashes: new SharedArrayBuffer(slots * TASK_PIECES * 32),
+  };
 }
 
 export const slotView = (a: Arena, slot: number): Uint8Array => new Uint8Array(a.buffer, slot * a.slotSize, a.slotSize);
+export const slotMeta = (a: Arena, slot: number): Float64Array => new Float64Array(a.meta, slot * TASK_PIECES * 16, TASK_PIECES * 2);
+export const slotHashes = (a: Arena, slot: number): Uint8Array => new Uint8Array(a.hashes, slot * TASK_PIECES * 32, TASK_PIECES * 32);
 
 /** Why a piece could not be read: the main thread turns it into a message naming the file. */
 export type ReadFailure =
@@ -70,12 +85,12 @@ export type ReadFailure =
   | { piece: number; kind: 'grew' }
   | { piece: number; kind: 'error'; message: string };
 
+/**
+ * A task's result: the bytes are in its out slot, and what each piece became in the slot's metadata (slotMeta:
+ * bytes it takes, Stored flags; slotHashes: 32 bytes per piece, zeros where not hashed).
+ */
 export interface TaskResult {
   id: number;
-  /** Per piece: bytes it takes in `data`, Stored flags. */
-  meta: Float64Array;
-  /** 32 bytes per piece (zeros where not hashed). */
-  hashes: Uint8Array;
   /** Bytes used in the out slot: the pieces' stored bytes back to back (compressed, raw, or kept as they are). */
   length: number;
   failure?: ReadFailure;

@@ -1,5 +1,6 @@
 /**
- * Compression worker thread: runs the tasks the pool sends (run-task.ts) and sends the results back by transfer.
+ * Compression worker thread: runs the tasks the pool sends (run-task.ts); results go in the shared arena, the reply
+ * only says the task is done.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeTaskRunner, type WorkerSetup } from './run-task.js';
@@ -11,5 +12,5 @@ const run = makeTaskRunner(workerData as WorkerSetup);
 
 port.on('message', (task) => {
   const result = run(task);
-  port.postMessage(result, [result.meta.buffer, result.hashes.buffer] as ArrayBuffer[]);
+  port.postMessage(result);
 });

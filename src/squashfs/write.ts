@@ -247,6 +247,7 @@ export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: strin
       onProgress: onProgress && ((p) => onProgress({ ...p, totalBytes: dataBytes, totalFiles: plan.files.length })),
     });
     if (pool instanceof CompressionPool) await pool.close();
+    await out.sync();
 
     const tables = writeTables(plan, out, compressor, data.layouts, blockSize, tailPacking);
     sb.rootInode = BigInt(tables.refs[0]);
@@ -263,7 +264,7 @@ export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: strin
     sb.bytesUsed = BigInt(out.position);
     const pad = (DEVICE_BLOCK - (out.position % DEVICE_BLOCK)) % DEVICE_BLOCK;
     if (pad) out.append(new Uint8Array(pad));
-    out.writeAt(encodeSuperblock(sb), 0);
+    await out.writeAt(encodeSuperblock(sb), 0);
     const bytes = await out.finish();
     out = null;
     let cache: WriteSquashfsResult['cache'] = null;
