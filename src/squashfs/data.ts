@@ -77,13 +77,13 @@ const WINDOW_BYTES = 12 << 20;
 const TASK_BYTES = 1 << 20;
 /**
  * The arena for a pool: slots big enough for any task's result (a task stops growing past TASK_BYTES, by at most
- * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and three per
- * worker for fragment blocks (one being filled, some compressing, some waiting to be written).
+ * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and two per
+ * worker and three more for fragment blocks (one being filled, some compressing, some waiting to be written).
  */
 export function arenaLayout(workers: number, blockSize: number): { slotSize: number; taskSlots: number; slots: number } {
   const slotSize = Math.max(TASK_BYTES, blockSize) + blockSize + resultSlack(blockSize);
-  const taskSlots = Math.max(20 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
-  return { slotSize, taskSlots, slots: taskSlots + 3 * workers + 3 };
+  const taskSlots = Math.max(3 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
+  return { slotSize, taskSlots, slots: taskSlots + 2 * workers + 3 };
 }
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
 const RUN_BLOCKS = 4;

@@ -28,7 +28,7 @@ interface Slot {
   busy: number;
 }
 
-const PER_WORKER = 12;
+const PER_WORKER = 4;
 
 /**
  * Start the worker script next to this module: `worker.js` when compiled to dist/; when running from sources
