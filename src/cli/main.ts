@@ -22,7 +22,7 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--json]
+  mkportable inspect IMAGE [--extension EXT.raw]... [--prefix P]... [--json]
                                                judge an image (.raw or folder) by portabled's rules
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
@@ -89,7 +89,8 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((u) => path.resolve(u));
         break;
       default:
-        if (s.key === 'from') {
+        if (s.key === 'base') out[s.key] = path.resolve(v as string);
+        else if (s.key === 'from') {
           // Relative to the working directory, whatever folder the config file is in.
           try {
             out[s.key] = absoluteFromSpec(v as string, process.cwd());
@@ -185,12 +186,17 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
 }
 
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, extension: { type: 'string', multiple: true }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
   const { inspectPath, formatReport } = await import('../inspect/index.js');
+  const extensions = (values.extension as string[] | undefined) ?? [];
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+    const prefixes = values.prefix as string[] | undefined;
+    if (extensions.length) {
+      const { inspectStackPaths } = await import('../inspect/stack.js');
+      report = await inspectStackPaths(positionals[0], extensions, { prefixes });
+    } else report = await inspectPath(positionals[0], { prefixes });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {
