@@ -123,7 +123,7 @@ async function build(args: string[]): Promise<number> {
 
   let config: Partial<PortableServiceConfig> = {};
   const target = positionals[0];
-  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && (flags.units !== undefined || flags.unitFromConfig === true);
+  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && (flags.units !== undefined || flags.unitFromConfig === true || flags.kind === 'sysext' || flags.kind === 'confext');
   if (target !== undefined || !flagsSuffice) {
     config = await loadConfigFile(await findConfig(target ?? '.'));
   }
