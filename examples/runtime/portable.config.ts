@@ -14,6 +14,6 @@ export default defineConfig({
   description: 'bash and coreutils runtime for portable extensions',
   units: [],
   contents: ['/usr/bin/bash', '/usr/bin/sh', ...coreutils],
-  mountPoints: ['/var/lib/app'],
+  files: [{ path: '/var/lib/app', type: 'dir' }],
   osRelease: { PORTABLE_PREFIXES: 'app' },
 });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
-import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
+import type { FileSpec, PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
 import { IMAGE_KINDS, validatePname, validateVersion, type ImageKind } from '../systemd/portabled.js';
@@ -17,6 +17,10 @@ export interface ResolvedOptions {
   readonly homepage?: string;
   readonly symlinks: readonly Readonly<SymlinkSpec>[];
   readonly contents: readonly string[];
+  /** `files`, with `source` made absolute (relative to the config file). */
+  readonly files: readonly Readonly<FileSpec>[];
+  readonly exclude: readonly string[];
+  readonly keepSourceUnits: boolean;
   readonly squashfsTools?: string;
   readonly compression: readonly string[];
   readonly blockSize: number;
@@ -34,7 +38,6 @@ export interface ResolvedOptions {
   readonly kind: ImageKind;
   /** Absolute path of the base image. */
   readonly base?: string;
-  readonly mountPoints: readonly string[];
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -67,10 +70,10 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   }
   if (o.base !== undefined && kind === 'portable') throw new MkportableError('CONFIG_INVALID', `${where}: 'base' is for kind extension, sysext or confext`, where);
   if (kind !== 'portable' && o.closure === 'full') throw new MkportableError('CONFIG_INVALID', `${where}: closure "full" is for portable images; a ${kind} carries only what it needs`, where);
-  for (const m of o.mountPoints ?? []) requireAbsolute(`${where}: mountPoints`, m);
   validatePname(o.pname!);
   validateVersion(o.version!);
   for (const c of o.contents ?? []) requireAbsolute(`${where}: contents`, c);
+  for (const g of o.exclude ?? []) requireAbsolute(`${where}: exclude`, g);
   for (const s of o.symlinks ?? []) {
     requireAbsolute(`${where}: symlinks[].object`, s.object);
     requireAbsolute(`${where}: symlinks[].symlink`, s.symlink);
@@ -96,6 +99,9 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     homepage: o.homepage,
     symlinks: (o.symlinks ?? []).map((s) => ({ ...s })),
     contents: [...(o.contents ?? [])],
+    files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
+    exclude: [...(o.exclude ?? [])],
+    keepSourceUnits: o.keepSourceUnits ?? false,
     squashfsTools: o.squashfsTools,
     compression,
     blockSize,
@@ -109,7 +115,6 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     closure: o.closure ?? (from && kind === 'portable' ? 'full' : 'minimal'),
     kind,
     base: o.base === undefined ? undefined : path.resolve(baseDir, o.base),
-    mountPoints: [...(o.mountPoints ?? [])],
     unitFromConfig: o.unitFromConfig ?? false,
     allowDevices: o.allowDevices ?? true,
   });

@@ -2,9 +2,10 @@ import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
 import { parseUnitFile } from '../formats/unitfile.js';
-import { locateProgram, programWhere, unitPrograms } from '../units/programs.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from '../units/programs.js';
+import { unitDirectories } from '../units/directories.js';
 import { realpathIn } from '../sources/realpath.js';
-import { addPath, createClosure } from '../closure/resolve.js';
+import { addPath, createClosure, type Closure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
 import {
   MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, UNIT_SEARCH_DIRS,
@@ -162,6 +163,27 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   return { name: base, prefixes, osRelease, units, problems, ok: !problems.some((p) => p.severity === 'error') };
 }
 
+/** Programs a command line runs through its arguments must be in the image too: env's as an error, shell words as warnings. */
+async function checkArgumentPrograms(source: Source, closure: Closure, prog: UnitProgram, unitPath: string, report: Report): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    report('warning', 'command-unresolved', `${where} ${via} runs '${word}', which only the shell can expand: not checked`, unitPath);
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(source, n, prog.envPath);
+    const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+    const st = real ? await source.lstat(real) : null;
+    if (!st || st.type !== 'file' || (st.mode & 0o111) === 0) {
+      const msg = `${where} ${n.via} runs '${n.executable}', which is not an executable in PATH=${prog.envPath.join(':')} of the image`;
+      if (n.strict) report('error', 'exec-missing', `${msg}: the command fails (127)`, unitPath);
+      else report('warning', 'command-missing', `${msg}: the script fails where it runs it (127)`, unitPath);
+      continue;
+    }
+    await addPath(closure, exe!, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: false, envPath: prog.envPath });
+  }
+}
+
 type Report = (severity: Severity, rule: string, message: string, p?: string) => void;
 
 /** Every Exec program of the attached units must exist, be executable, and find what it needs inside the image. */
@@ -199,6 +221,13 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
         continue;
       }
       await addPath(closure, exe, { reason: `${prog.key}= of ${u.name}`, strict: false, envPath: prog.envPath });
+      await checkArgumentPrograms(source, closure, prog, u.path, report);
+    }
+    for (const d of unitDirectories(parsed, u.name)) {
+      const real = await realpathIn(source, d.mountPoint).catch(() => undefined);
+      if (!real || (await source.lstat(real))?.type !== 'dir') {
+        report('error', 'unit-directory-missing', `${u.name}: ${d.key}=${d.name} needs the folder ${d.mountPoint} in the image to mount onto: the start fails (226/NAMESPACE)`, d.mountPoint);
+      }
     }
   }
   const seen = new Set<string>();
