@@ -40,7 +40,14 @@ function buildAll(): Promise<Record<string, string>> {
       '--base', runtime1.image, '--os-release', 'ID=_any', '--contents', '/usr/bin/mkp-sysext-hello']);
     const confext = await build(['--pname', 'greet', '--version', '1', '--kind', 'confext', '--from', `dir:${root}`, '--closure', 'minimal',
       '--os-release', 'ID=_any', '--contents', '/etc/mkp-confext.conf']);
-    return { runtime1: runtime1.image, runtime2: runtime2.image, app1: app1.image, app2: app2.image, bad: bad.image, sysext: sysext.image, confext: confext.image };
+    // A base with two services of its own; version 2 swaps the second for another one.
+    const unit = (name: string) => ({ name, text: `[Service]\nExecStart=/usr/bin/sleep infinity\n` });
+    const duo = (version: string, units: string[]) => portableService({
+      pname: 'duo', version, units: units.map(unit), contents: ['/usr/bin/sleep'], outDir: outs, osRelease: { PORTABLE_PREFIXES: 'duo app' },
+    });
+    const duo1 = await duo('1', ['duo-a.service', 'duo-b.service']);
+    const duo2 = await duo('2', ['duo-a.service', 'duo-c.service']);
+    return { duo1: duo1.image, duo2: duo2.image, runtime1: runtime1.image, runtime2: runtime2.image, app1: app1.image, app2: app2.image, bad: bad.image, sysext: sysext.image, confext: confext.image };
   })();
   return images;
 }
@@ -59,7 +66,7 @@ for (const systemd of SYSTEMD_VERSIONS) {
       if (!pre.ok) throw new Error(`prerequisite missing in CI: ${pre.reason}`);
       img = await buildAll();
       c = await startPortabledContainer({ systemd });
-      for (const [file, host] of [['runtime_1.raw', img.runtime1], ['runtime_2.raw', img.runtime2], ['app_1.raw', img.app1], ['app_2.raw', img.app2], ['bad_1.raw', img.bad]]) {
+      for (const [file, host] of [['runtime_1.raw', img.runtime1], ['runtime_2.raw', img.runtime2], ['app_1.raw', img.app1], ['app_2.raw', img.app2], ['bad_1.raw', img.bad], ['duo_1.raw', img.duo1], ['duo_2.raw', img.duo2]]) {
         await c.copyIn(host, `${P}/${file}`);
       }
     });
@@ -69,6 +76,19 @@ for (const systemd of SYSTEMD_VERSIONS) {
     const run = (argv: string[]) => c.exec(argv, { allowFail: true });
     const active = async (unit: string) => (await run(['systemctl', 'is-active', unit])).stdout.trim();
     const journal = async () => (await run(['journalctl', '-u', 'app.service', '-o', 'cat', '--no-pager'])).stdout;
+
+    test('a base with two services: attach starts both; reattach to version 2 switches which units are active', async () => {
+      const attach = await run(['portablectl', 'attach', '--now', '--runtime', `${P}/duo_1.raw`, 'duo']);
+      assert.equal(attach.code, 0, `attach failed:\n${attach.stdout}${attach.stderr}`);
+      for (const u of ['duo-a.service', 'duo-b.service']) await waitFor(`${u} active`, async () => ((await active(u)) === 'active' ? true : undefined));
+      const re = await run(['portablectl', 'reattach', '--now', '--runtime', `${P}/duo_2.raw`, 'duo']);
+      assert.equal(re.code, 0, `reattach failed:\n${re.stdout}${re.stderr}`);
+      for (const u of ['duo-a.service', 'duo-c.service']) await waitFor(`${u} active`, async () => ((await active(u)) === 'active' ? true : undefined));
+      assert.notEqual(await active('duo-b.service'), 'active');
+      assert.notEqual((await run(['test', '-e', '/run/systemd/system.attached/duo-b.service'])).code, 0, 'duo-b.service must be gone');
+      const detach = await run(['portablectl', 'detach', '--now', '--runtime', `${P}/duo_2.raw`, 'duo']);
+      assert.equal(detach.code, 0, detach.stdout + detach.stderr);
+    });
 
     test('extension: attach, is-attached, reattach onto a new base keeping StateDirectory=, detach', async () => {
       const attach = await run(['portablectl', 'attach', '--now', '--runtime', '--extension', `${P}/app_1.raw`, `${P}/runtime_1.raw`, 'app']);
