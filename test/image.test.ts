@@ -46,10 +46,13 @@ test('the demo image has the portable layout, units and the closure of its progr
   assert.equal(is('/etc/resolv.conf', '-').size, '0');
   for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/tmp', '/var/lib', '/var/cache', '/var/log']) is(d, 'd');
   for (const f of ['/etc/passwd', '/etc/group', '/etc/nsswitch.conf']) is(f, '-');
-  // The host's merged-/usr links stay links; /bin/sh is the ExecStart program, date and sleep come from contents.
-  const hostLink = async (p: string) => (await fs.lstat(p)).isSymbolicLink();
-  for (const p of ['/bin', '/lib', '/lib64']) {
-    if (await hostLink(p)) assert.match(is(p, 'l').rest, new RegExp(` -> ${await fs.readlink(p)}$`));
+  // The host's top folders keep their form (merged-/usr links stay links, with their targets); /bin/sh is the
+  // ExecStart program, date and sleep come from contents.
+  const tops = ['/bin', '/lib', '/lib64'].filter((p) => existsSync(p));
+  assert.ok(tops.length >= 2, `host has only ${tops.join(' ')}`);
+  for (const p of tops) {
+    if ((await fs.lstat(p)).isSymbolicLink()) assert.match(is(p, 'l').rest, new RegExp(` -> ${await fs.readlink(p)}$`));
+    else is(p, 'd');
   }
   is('/usr/bin/date', '-');
   is('/usr/bin/sleep', '-');
