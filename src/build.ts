@@ -18,13 +18,18 @@ import { parseUnitFile } from './formats/unitfile.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
 import { unitDirectories } from './units/directories.js';
 import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
-import { IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, USERDB_BIND, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
+import {
+  EXTENSION_UNIT_DIR, IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS, USERDB_BIND, isPortableUnitType, unitMatchesPrefix, type ImageKind,
+} from './systemd/portabled.js';
 import { globMatcher } from './plan/glob.js';
+import { addExtensionRelease, extensionReleaseFields, openBase, pruneAgainstBase, requireMatchingBase, type OpenedBase } from './layout/layers.js';
+import { overlaySource } from './sources/overlay.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { inspectStackPaths } from './inspect/stack.js';
 import { openFrom, type OpenedFrom } from './sources/from.js';
 import { planFromSource } from './plan/from-source.js';
 import { makeRoom, removeEntry } from './plan/edit.js';
@@ -65,6 +70,11 @@ export interface BuildResult {
   excluded: { path: string; size: number }[];
   /** Bytes the image does not carry because of `exclude`: the excluded files and what only they needed. */
   excludedBytes: number;
+  /** What was built: portable, extension, sysext or confext. */
+  kind: ImageKind;
+  /** Layered images: the extension-release keys (os-release stays empty), and what the base already held. */
+  extensionRelease?: Record<string, string>;
+  base?: { image: string; osRelease: Record<string, string>; provided: string[] };
 }
 
 export interface BuildHooks {
@@ -79,28 +89,36 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const step = hooks.progress ?? (() => {});
   step('checking options');
   const opts = resolveOptions(options);
-  const input = await openInput(opts, hooks, step);
+  const base = await openBaseImage(opts, step);
+  let input: Input | undefined;
   try {
+    input = await openInput(opts, hooks, step);
+    const release = await planExtensionRelease(opts, input.source, base);
     const generated = await generateUnit(opts, input);
     const loaded = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
     const units = opts.dynamicUserLookup ? loaded.map(withUserdbAccess) : loaded;
 
     step('planning the image');
-    const osRelease = await planOsRelease(opts, input.source);
+    const osRelease = release ? [] : await planOsRelease(opts, input.source);
     const { tree, warnings } = await planTree(opts, input, units);
-    planSkeleton(tree, opts, units, osRelease);
+    if (release) planExtension(tree, opts, units, release);
+    else planSkeleton(tree, opts, units, osRelease);
 
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
-    const closure = await resolveClosure(tree, opts, input.source, units, contents);
-    const nssSystemd = opts.dynamicUserLookup && (await addNssSystemd(closure, units));
+    const closure = await resolveClosure(tree, opts, base ? overlaySource([input.source, base.source], `${input.source.name}+${base.source.name}`) : input.source, units, contents);
+    const nssSystemd = opts.kind === 'portable' && opts.dynamicUserLookup && (await addNssSystemd(closure, units));
     await finishTree(tree, opts, input, nssSystemd);
     const excluded = await leaveOutExcluded(closure, opts);
+    const provided = release ? await pruneAgainstBase(tree, base?.source, opts.kind, new Set(units.map((u) => unitPath(opts, u)))) : [];
 
-    const written = await writeChecked(tree, opts, step);
+    const written = await writeChecked(tree, opts, step, base);
     return {
       ...written,
       backend: opts.backend,
+      kind: opts.kind,
+      ...(release ? { extensionRelease: release } : {}),
+      ...(base ? { base: { image: base.file, osRelease: base.osRelease, provided } } : {}),
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(osRelease),
       files: listFiles(tree),
@@ -110,8 +128,40 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
     };
   } finally {
-    await input.close();
+    await input?.close();
+    await base?.close();
   }
+}
+
+/** The base an extension is built against, opened first: a base that cannot be read stops the build before any work. */
+async function openBaseImage(opts: ResolvedOptions, step: (s: string) => void): Promise<OpenedBase | undefined> {
+  if (!opts.base) return undefined;
+  step(`reading the base ${opts.base}`);
+  return openBase(opts.base);
+}
+
+/** Layered kinds: the extension-release keys, checked against the base's os-release now, before any work. */
+async function planExtensionRelease(opts: ResolvedOptions, source: Source, base: OpenedBase | undefined): Promise<Record<string, string> | undefined> {
+  if (opts.kind === 'portable') return undefined;
+  const fields = extensionReleaseFields({
+    kind: opts.kind, pname: opts.pname, version: opts.version, description: opts.description, prefixes: [opts.pname],
+    base: base?.osRelease, sourceOs: base ? {} : await readSourceOs(source), overrides: opts.osRelease,
+  });
+  if (base) requireMatchingBase(fields, base, opts.kind);
+  return fields;
+}
+
+/** Where a unit goes: extensions keep theirs inside the hierarchy the overlay covers. */
+function unitPath(opts: ResolvedOptions, u: LoadedUnit): string {
+  const dir = opts.kind === 'portable' ? IMAGE_UNIT_DIR : opts.kind === 'confext' ? '/etc/systemd/system' : EXTENSION_UNIT_DIR;
+  return `${dir}/${u.name}`;
+}
+
+/** An extension carries no os-release and no mount points (the base does): its extension-release and its units. */
+function planExtension(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], release: Record<string, string>): void {
+  addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
+  addExtensionRelease(tree, opts.kind, `${opts.pname}_${opts.version}`, release, opts.mtime);
+  addUnitFiles(tree, opts, units);
 }
 
 /** Where binaries come from: what `from` names, hooks.source, or the build host. */
@@ -187,9 +237,13 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
   addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
   addMountPoints(tree, opts.mtime);
   addFile(tree, OS_RELEASE_PATHS[0], renderOsRelease(osRelease), opts.mtime, 'os-release');
+  addUnitFiles(tree, opts, units);
+}
+
+function addUnitFiles(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[]): void {
   for (const u of units) {
     const data = new TextEncoder().encode(u.text);
-    addEntry(tree, `${IMAGE_UNIT_DIR}/${u.name}`, {
+    addEntry(tree, unitPath(opts, u), {
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
@@ -367,7 +421,7 @@ async function addNssSystemd(c: Closure, units: LoadedUnit[]): Promise<boolean> 
 async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input, nssSystemd: boolean): Promise<void> {
   if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
   addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime, nssSystemd);
+  if (opts.kind === 'portable') addMinimalEtc(tree, opts.mtime, nssSystemd);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
@@ -390,7 +444,7 @@ interface Written {
 }
 
 /** Write the image under a temporary name, check it, and rename it into place only when all is well. */
-async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void): Promise<Written> {
+async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, base?: OpenedBase): Promise<Written> {
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
   await fs.mkdir(opts.outDir, { recursive: true });
@@ -400,7 +454,7 @@ async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: st
     await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
-    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
+    const problems = opts.check ? await checkImage(tmp, `${name}.raw`, opts, base) : [];
     const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
     await fs.rename(tmp, image);
     return { image, name, size: st.size, sha256, problems };
@@ -411,13 +465,15 @@ async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: st
 }
 
 /** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
-async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
+async function checkImage(tmp: string, fileName: string, opts: ResolvedOptions, base?: OpenedBase): Promise<Problem[]> {
+  // A sysext or confext, or an extension without a base, has no stack to judge: the layout rules were applied.
+  if (opts.kind !== 'portable' && !(opts.kind === 'extension' && base)) return [];
   // Inspect under the final name: the prefix portablectl derives comes from it.
   const dir = await fs.mkdtemp(path.join(path.dirname(tmp), '.check-'));
   const named = path.join(dir, fileName);
   await fs.link(tmp, named).catch(() => fs.copyFile(tmp, named));
   try {
-    const report = await inspectPath(named);
+    const report = await judgeImage(named, opts, base);
     const errors = report.problems.filter((p) => p.severity === 'error');
     if (errors.length) {
       const more = errors.length > 1 ? ` (and ${errors.length - 1} more; see mkportable inspect)` : '';
@@ -427,6 +483,15 @@ async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A portable image alone (a base with no units by the prefixes it names), or an extension on its base. */
+async function judgeImage(named: string, opts: ResolvedOptions, base?: OpenedBase): Promise<{ problems: Problem[] }> {
+  if (opts.kind === 'extension' && base) return inspectStackPaths(base.file, [named], { prefixes: [opts.pname] });
+  if (opts.units.length > 0 || opts.unitFromConfig) return inspectPath(named);
+  const prefixes = (opts.osRelease.PORTABLE_PREFIXES ?? '').split(/\s+/).filter(Boolean);
+  const report = await inspectPath(named, { prefixes });
+  return { problems: report.problems.filter((p) => p.rule !== 'no-matching-units') };
 }
 
 async function sha256File(file: string): Promise<string> {

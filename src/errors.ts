@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'IMAGE_UNSUPPORTED'
   | 'ARCHIVE_INVALID'
   | 'DIGEST_MISMATCH'
-  | 'DEVICE_REFUSED';
+  | 'DEVICE_REFUSED'
+  | 'LAYER_OUTSIDE';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;

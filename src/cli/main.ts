@@ -22,7 +22,7 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--profile default|nonetwork|strict|trusted] [--json]
+  mkportable inspect IMAGE [--extension EXT.raw]... [--prefix P]... [--profile default|nonetwork|strict|trusted] [--json]
                                                judge an image (.raw or folder) by portabled's rules
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
@@ -96,7 +96,8 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((u) => path.resolve(u));
         break;
       default:
-        if (s.key === 'from') {
+        if (s.key === 'base') out[s.key] = path.resolve(v as string);
+        else if (s.key === 'from') {
           // Relative to the working directory, whatever folder the config file is in.
           try {
             out[s.key] = absoluteFromSpec(v as string, process.cwd());
@@ -129,7 +130,7 @@ async function build(args: string[]): Promise<number> {
 
   let config: Partial<PortableServiceConfig> = {};
   const target = positionals[0];
-  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && (flags.units !== undefined || flags.unitFromConfig === true);
+  const flagsSuffice = flags.pname !== undefined && flags.version !== undefined && (flags.units !== undefined || flags.unitFromConfig === true || flags.kind === 'sysext' || flags.kind === 'confext');
   if (target !== undefined || !flagsSuffice) {
     config = await loadConfigFile(await findConfig(target ?? '.'));
   }
@@ -192,15 +193,20 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
 }
 
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, profile: { type: 'string' }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, extension: { type: 'string', multiple: true }, profile: { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
   const { PROFILE_NAMES } = await import('../systemd/profiles.js');
   const profile = values.profile as string | undefined;
   if (profile !== undefined && !PROFILE_NAMES.includes(profile)) throw new UsageError(`--profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
   const { inspectPath, formatReport } = await import('../inspect/index.js');
+  const extensions = (values.extension as string[] | undefined) ?? [];
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, profile });
+    const prefixes = values.prefix as string[] | undefined;
+    if (extensions.length) {
+      const { inspectStackPaths } = await import('../inspect/stack.js');
+      report = await inspectStackPaths(positionals[0], extensions, { prefixes });
+    } else report = await inspectPath(positionals[0], { prefixes, profile });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {

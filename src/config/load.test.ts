@@ -40,7 +40,13 @@ test('the seed\'s hyphenated option names are accepted', () => {
 test('unknown keys, wrong types and a key given twice are refused with the file named', () => {
   const err = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof MkportableError && e.code === 'CONFIG_INVALID' && re.test(e.message));
   err(() => normalizeOptions('cfg.json', { pnam: 'x' }), /^cfg\.json: unknown option 'pnam'/);
-  err(() => normalizeOptions('cfg.json', { units: [] }), /'units' must be a non-empty list/);
+  err(() => normalizeOptions('cfg.json', { units: 'a.service' }), /'units' must be a list of unit files/);
+  // No units: only a base naming the extensions it serves; kinds and a base only where they fit.
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: [] }, 'cfg.json'), /^cfg\.json: 'units' is empty: a base image without units needs osRelease\.PORTABLE_PREFIXES/);
+  assert.equal(resolveOptions({ pname: 'rt', version: '1', units: [], osRelease: { PORTABLE_PREFIXES: 'app' } }).units.length, 0);
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], kind: 'layer' as never }), /'kind' must be one of portable, extension, sysext, confext/);
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], base: 'b.raw' }), /'base' is for kind extension, sysext or confext/);
+  assert.equal(resolveOptions({ pname: 'tools', version: '1', kind: 'sysext' }).kind, 'sysext');
   err(() => normalizeOptions('cfg.json', { symlinks: [{ object: '/a' }] }), /symlinks/);
   err(() => normalizeOptions('cfg.json', { contents: '/usr' }), /'contents' must be a list of strings/);
   err(() => normalizeOptions('cfg.json', { squashCompression: 'xz', 'squash-compression': 'gzip' }), /given twice/);

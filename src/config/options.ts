@@ -54,6 +54,10 @@ export interface PortableServiceOptions {
   closure?: 'full' | 'minimal';
   /** Make `<pname>.service` from the image config's Entrypoint, Cmd, Env, WorkingDir and User (oci, oci-archive, docker-archive). */
   unitFromConfig?: boolean;
+  /** What to build: a portable image (default), a portable extension, a sysext (/usr, /opt) or a confext (/etc). */
+  kind?: 'portable' | 'extension' | 'sysext' | 'confext';
+  /** The base image an extension is built against (relative to the config file): what it holds is not repeated. */
+  base?: string;
   /** Keep device nodes found in `from` (default true); false makes one an error. */
   allowDevices?: boolean;
   /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */

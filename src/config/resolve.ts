@@ -3,7 +3,7 @@ import { MkportableError } from '../errors.js';
 import type { FileSpec, PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
-import { validatePname, validateVersion } from '../systemd/portabled.js';
+import { IMAGE_KINDS, validatePname, validateVersion, type ImageKind } from '../systemd/portabled.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
 import { parseFromSpec } from './from-spec.js';
@@ -36,6 +36,9 @@ export interface ResolvedOptions {
   readonly closure: 'full' | 'minimal';
   readonly unitFromConfig: boolean;
   readonly allowDevices: boolean;
+  readonly kind: ImageKind;
+  /** Absolute path of the base image. */
+  readonly base?: string;
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -46,7 +49,12 @@ function requireAbsolute(where: string, p: string): void {
 
 export function resolveOptions(input: PortableServiceConfig, where = 'options'): ResolvedOptions {
   const o = normalizeOptions(where, input);
-  for (const key of ['pname', 'version', ...(o.unitFromConfig ? [] : ['units' as const])] as const) {
+  const kind = (o.kind ?? 'portable') as ImageKind;
+  if (!IMAGE_KINDS.includes(kind)) {
+    throw new MkportableError('CONFIG_INVALID', `${where}: 'kind' must be one of ${IMAGE_KINDS.join(', ')}, got ${JSON.stringify(o.kind)}`, where);
+  }
+  const unitsRequired = !o.unitFromConfig && (kind === 'portable' || kind === 'extension');
+  for (const key of ['pname', 'version', ...(unitsRequired ? ['units' as const] : [])] as const) {
     if (o[key] === undefined) throw new MkportableError('CONFIG_INVALID', `${where}: '${key}' is required`, where);
   }
   const baseDir = path.resolve(o.baseDir ?? '.');
@@ -58,6 +66,11 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   if (o.unitFromConfig && (!from || from.kind === 'tar' || from.kind === 'dir')) {
     throw new MkportableError('CONFIG_INVALID', `${where}: 'unitFromConfig' needs 'from' to name a container image (oci:, oci-archive:, docker-archive:)`, where);
   }
+  if (kind === 'portable' && o.units?.length === 0 && !o.unitFromConfig && !o.osRelease?.PORTABLE_PREFIXES) {
+    throw new MkportableError('CONFIG_INVALID', `${where}: 'units' is empty: a base image without units needs osRelease.PORTABLE_PREFIXES naming the extensions' prefixes`, where);
+  }
+  if (o.base !== undefined && kind === 'portable') throw new MkportableError('CONFIG_INVALID', `${where}: 'base' is for kind extension, sysext or confext`, where);
+  if (kind !== 'portable' && o.closure === 'full') throw new MkportableError('CONFIG_INVALID', `${where}: closure "full" is for portable images; a ${kind} carries only what it needs`, where);
   validatePname(o.pname!);
   validateVersion(o.version!);
   for (const c of o.contents ?? []) requireAbsolute(`${where}: contents`, c);
@@ -101,7 +114,9 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     mtime: mtime ?? 0,
     baseDir,
     from: from && `${from.kind}:${from.path}${from.ref !== undefined ? `:${from.ref}` : ''}`,
-    closure: o.closure ?? (from ? 'full' : 'minimal'),
+    closure: o.closure ?? (from && kind === 'portable' ? 'full' : 'minimal'),
+    kind,
+    base: o.base === undefined ? undefined : path.resolve(baseDir, o.base),
     unitFromConfig: o.unitFromConfig ?? false,
     allowDevices: o.allowDevices ?? true,
   });

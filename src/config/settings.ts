@@ -36,6 +36,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'from', kind: 'string', flag: 'from', help: 'rootfs to build from: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR', default: 'the build host' },
   { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
   { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
+  { key: 'kind', kind: 'string', flag: 'kind', help: 'portable, extension (portable extension), sysext (/usr, /opt) or confext (/etc)', default: 'portable' },
+  { key: 'base', kind: 'string', flag: 'base', help: 'base image (.raw) an extension is built against: its files are not repeated' },
   { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given" },
   { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'on' },
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
@@ -76,7 +78,7 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
       if (!Array.isArray(value) || !value.every(isStr)) throw bad(where, key, 'a list of strings', value);
       return value;
     case 'units':
-      if (!Array.isArray(value) || value.length === 0) throw bad(where, key, 'a non-empty list of unit files', value);
+      if (!Array.isArray(value)) throw bad(where, key, 'a list of unit files', value);
       for (const u of value) {
         const inline = u && typeof u === 'object' && isStr((u as { name: unknown }).name) && isStr((u as { text: unknown }).text)
           && Object.keys(u).every((k) => k === 'name' || k === 'text');
