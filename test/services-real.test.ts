@@ -37,7 +37,8 @@ const once = <T>(f: () => Promise<T>) => {
 const postgres = (name: 'pg' | 'pgx', exclude: string[]) => portableService({
   pname: name, version: '1', outDir: path.join(dir, name), squashCompression: 'lz4',
   units: [{ name: `${name}.service`, text: postgresUnit(name, PORTS[name]) }],
-  packages: ['postgresql-15', 'tzdata'], exclude,
+  // systemd gives services LANG=C.UTF-8, which initdb insists on finding (README: what no header names).
+  packages: ['postgresql-15', 'tzdata'], contents: ['/usr/lib/locale/C.utf8'], exclude,
 });
 const buildPg = once(() => postgres('pg', []));
 const buildPgx = once(async () => (await buildPg(), postgres('pgx', ['/usr/lib/postgresql/15/lib/llvmjit*'])));
