@@ -13,6 +13,7 @@ import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
+import { dpkgPackageFiles } from './sources/dpkg.js';
 import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
 import { parseUnitFile } from './formats/unitfile.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
@@ -259,6 +260,7 @@ async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: So
   await placeFiles(closure, opts);
   await addUnitPrograms(closure, units);
   await addContents(closure, contents, opts.symlinks);
+  await addPackages(closure, opts.packages);
   await addLdConfig(closure);
   return closure;
 }
@@ -314,6 +316,18 @@ async function addContents(c: Closure, contents: readonly string[], symlinks: re
   for (const { object, symlink } of symlinks) {
     if ((await addPath(c, object, why(`object of symlink ${symlink}`), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `symlinks: object '${object}' of '${symlink}' does not exist in ${c.source.name}`, object);
+    }
+  }
+}
+
+/**
+ * `packages`: what dpkg lists for each, like a `contents` folder's files (missing dependencies are warnings);
+ * listed paths the source lacks are skipped, as dpkg lists diverted and since-removed files too.
+ */
+async function addPackages(c: Closure, packages: readonly string[]): Promise<void> {
+  for (const name of packages) {
+    for (const p of await dpkgPackageFiles(c.source, name)) {
+      await addPath(c, p, { reason: `package ${name}`, strict: false, envPath: SYSTEMD_DEFAULT_PATH });
     }
   }
 }

@@ -31,6 +31,8 @@ export interface PortableServiceOptions {
   contents?: string[];
   /** Files, folders and links at paths of your choosing; executables among them get their closure. */
   files?: FileSpec[];
+  /** Debian packages installed in the source (the build host or `from`): the files dpkg lists for them, as if given in `contents`. */
+  packages?: string[];
   /** Globs of image paths to leave out, with what only they needed (`*` within a name, `**` across folders). */
   exclude?: string[];
   /** With closure "full": keep the rootfs's own unit files that match the prefix but are not in `units`. */

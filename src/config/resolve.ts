@@ -19,6 +19,7 @@ export interface ResolvedOptions {
   readonly contents: readonly string[];
   /** `files`, with `source` made absolute (relative to the config file). */
   readonly files: readonly Readonly<FileSpec>[];
+  readonly packages: readonly string[];
   readonly exclude: readonly string[];
   readonly keepSourceUnits: boolean;
   readonly dynamicUserLookup: boolean;
@@ -101,6 +102,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     symlinks: (o.symlinks ?? []).map((s) => ({ ...s })),
     contents: [...(o.contents ?? [])],
     files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
+    packages: [...(o.packages ?? [])],
     exclude: [...(o.exclude ?? [])],
     keepSourceUnits: o.keepSourceUnits ?? false,
     dynamicUserLookup: o.dynamicUserLookup ?? true,

@@ -25,6 +25,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'symlinks', kind: 'symlinks', flag: 'symlink', help: 'SYMLINK=OBJECT: link in the image to OBJECT, with its closure (repeatable)' },
   { key: 'contents', kind: 'string[]', flag: 'contents', help: 'host file or directory to add with its closure (repeatable)' },
   { key: 'files', kind: 'files', flag: 'file', help: 'PATH=SOURCE: file or folder SOURCE placed at PATH in the image, with its closure (repeatable)' },
+  { key: 'packages', kind: 'string[]', flag: 'package', help: "Debian package of the source (dpkg) whose files are added with their closure (repeatable)" },
   { key: 'exclude', kind: 'string[]', flag: 'exclude', help: 'glob of image paths to leave out, with what only they need (repeatable)' },
   { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', help: 'mksquashfs binary or the folder holding it', default: 'mksquashfs on PATH' },
   { key: 'squashCompression', kind: 'string', flag: 'squash-compression', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
