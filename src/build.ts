@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { MkportableError, type BuildWarning } from './errors.js';
+import { asMkportableError, MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
 import { createTree, walkTree, type ImageTree } from './plan/tree.js';
@@ -14,6 +14,7 @@ import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
+import { prepareOutDir } from './writers/out-dir.js';
 import { inspectPath, type Problem } from './inspect/index.js';
 import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
@@ -154,6 +155,18 @@ async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
 
 /** Build a portable service image: the typed library entry point behind `mkportable build`. */
 export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
+  const { outDir } = resolveOptions(options);
+  try {
+    await prepareOutDir(outDir);
+    return await buildFrom(options, hooks);
+  } catch (e) {
+    throw asMkportableError(e, (file) => (file !== undefined && isInside(file, outDir) ? 'OUTPUT_FAILED' : 'SOURCE_READ'));
+  }
+}
+
+const isInside = (file: string, dir: string) => path.resolve(file).startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+async function buildFrom(options: PortableServiceConfig, hooks: BuildHooks): Promise<BuildResult> {
   const { from: spec, allowDevices } = resolveOptions(options);
   if (!spec) return buildImage(options, hooks);
   if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
@@ -196,8 +209,8 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
 
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
-  await fs.mkdir(opts.outDir, { recursive: true });
-  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  // Not named after the image: `<pname>_<version>.raw` may take all 255 bytes a name can have.
+  const tmp = path.join(opts.outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
   try {
     await writeImage(tree, tmp, {
