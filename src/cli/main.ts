@@ -200,7 +200,11 @@ async function build(args: string[]): Promise<number> {
     } catch (e) {
       // Flags given and no config here: the user meant a config-less build, so name what it lacks.
       const flagsGiven = Object.keys(flags).some((k) => k !== 'outDir');
-      if (target !== undefined || !flagsGiven || !(e instanceof MkportableError) || e.code !== 'CONFIG_NOT_FOUND') throw e;
+      if (!(e instanceof MkportableError) || e.code !== 'CONFIG_NOT_FOUND') throw e;
+      if (target === undefined && !flagsGiven) {
+        throw new MkportableError(e.code, `${e.message} (give one, or build without a config: --pname, --version and --unit)`, e.subject);
+      }
+      if (target !== undefined) throw e;
     }
     if (configFile) config = await loadConfigFile(configFile);
   }
