@@ -17,6 +17,7 @@ async function refused(t: { name: string }, config: object | string, expect: Reg
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
   assert.match(lines[0], expect);
+  assert.doesNotMatch(r.stderr, /^\s+at /m);
   let left: string[] = [];
   try {
     left = readdirSync(out);
