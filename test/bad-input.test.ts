@@ -1,13 +1,13 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync, mkdirSync, readdirSync, chmodSync, rmSync, cpSync, symlinkSync } from 'node:fs';
+import { writeFileSync, mkdirSync, mkdtempSync, readdirSync, chmodSync, rmSync, cpSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { hasCommand, isRoot, needs, REPO, runCli, runCommand, tempDir, type Run } from './support/env.js';
 
 /** Each bad input: exit 1, one line on stderr that names the culprit, and nothing in the output folder. */
-async function refused(t: { name: string }, config: object | string, expect: RegExp, files: Record<string, string> = {}) {
-  const dir = tempDir();
+async function refused(t: TestContext, config: object | string, expect: RegExp, files: Record<string, string> = {}) {
+  const dir = tempDir(t);
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   const cfgName = typeof config === 'string' ? 'portable.config.ts' : 'portable.config.json';
   writeFileSync(path.join(dir, cfgName), typeof config === 'string' ? config : JSON.stringify(config));
@@ -34,7 +34,7 @@ test('missing unit file', async (t) => {
 });
 
 test('unreadable unit file (a folder)', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   mkdirSync(path.join(dir, 'demo.service'));
   await refused(t, { pname: 'demo', version: '1', units: [path.join(dir, 'demo.service')] }, /demo\.service: cannot read unit file: is a directory/);
 });
@@ -71,7 +71,7 @@ test('bare Exec name not in systemd\'s search path', async (t) => {
 
 test('a library the unit\'s program needs and no search path provides', async (t) => {
   if (!hasCommand('gcc')) return t.skip('gcc not installed');
-  const dir = tempDir();
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'lib.c'), 'int answer(void) { return 42; }\n');
   writeFileSync(path.join(dir, 'main.c'), 'int answer(void); int main(void) { return answer() - 42; }\n');
   let r = await runCommand('gcc', ['-shared', '-fPIC', '-o', path.join(dir, 'libanswer.so'), path.join(dir, 'lib.c')]);
@@ -84,7 +84,7 @@ test('a library the unit\'s program needs and no search path provides', async (t
 });
 
 test('a script interpreter that does not exist', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'run.sh'), '#!/usr/bin/no-such-shell\necho hi\n');
   chmodSync(path.join(dir, 'run.sh'), 0o755);
   await refused(t, { pname: 'demo', version: '1', units: ['demo.service'] }, /run\.sh needs its interpreter \/usr\/bin\/no-such-shell/,
@@ -92,7 +92,7 @@ test('a script interpreter that does not exist', async (t) => {
 });
 
 test('#!/usr/bin/env NAME resolved in the service PATH, not the builder\'s', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'run'), '#!/usr/bin/env mkportable-test-interp\n');
   chmodSync(path.join(dir, 'run'), 0o755);
   // The interpreter exists only in a folder that is neither in the service's PATH nor systemd's default.
@@ -103,7 +103,7 @@ test('#!/usr/bin/env NAME resolved in the service PATH, not the builder\'s', asy
   await refused(t, { pname: 'demo', version: '1', units: ['demo.service'] }, /run needs 'mkportable-test-interp'.*PATH=\/usr\/local\/sbin/,
     { 'demo.service': `[Service]\nExecStart=${dir}/run\n` });
   // With Environment=PATH naming that folder, the same script builds.
-  const ok = tempDir();
+  const ok = tempDir(t);
   writeFileSync(path.join(ok, 'demo.service'), `[Service]\nEnvironment=PATH=${bin}:/usr/bin\nExecStart=${dir}/run\n`);
   const r = await runCli(['build', '--pname', 'demo', '--version', '1', '--unit', path.join(ok, 'demo.service'), '--out', path.join(ok, 'out'), '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -167,11 +167,8 @@ function oneLine(r: Run, code: number, expect: RegExp): void {
 }
 
 /** A temp folder removed when the test ends. */
-function scratch(t: TestContext, mode?: number): string {
-  const dir = tempDir();
-  if (mode !== undefined) chmodSync(dir, mode);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+function scratch(t: TestContext): string {
+  return tempDir(t);
 }
 
 /** A tmpfs mounted for the test (root only), unmounted and removed when it ends. */
@@ -246,8 +243,19 @@ test('a read-only output folder fails at once, before any work', async (t) => {
 /** Run as nobody when root (root passes every permission check); as oneself otherwise. */
 const asNobody = () => (isRoot() ? { uid: 65534, gid: 65534 } : {});
 
+/**
+ * A folder nobody can reach: the suite's TMPDIR is private to its owner, so this one is made in /tmp (sticky and
+ * open to all on Linux); removed when the test ends.
+ */
+function publicScratch(t: TestContext): string {
+  const dir = mkdtempSync('/tmp/mkportable-test-');
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 test('an output folder without write permission fails at once', async (t) => {
-  const dir = scratch(t, 0o755);
+  const dir = publicScratch(t);
   const locked = path.join(dir, 'locked');
   mkdirSync(locked, { mode: 0o555 });
   chmodSync(locked, 0o555);
@@ -260,7 +268,7 @@ test('an output folder without write permission fails at once', async (t) => {
 });
 
 test('a source file without read permission is one line naming it', async (t) => {
-  const dir = scratch(t, 0o755);
+  const dir = publicScratch(t);
   const secret = path.join(dir, 'secret');
   writeFileSync(secret, 'x');
   chmodSync(secret, 0o000);

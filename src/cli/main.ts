@@ -4,7 +4,7 @@ import { asMkportableError, MkportableError } from '../errors.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import { didYouMean } from '../config/suggest.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
-import { absoluteFromSpec } from '../sources/from-spec.js';
+import { absoluteFromSpec } from '../config/from-spec.js';
 import { columns, commandHelp, parseCommandLine, UsageError, type CommandSpec, type FlagSpec } from './args.js';
 import { EXIT_STDOUT_CLOSED, reportError, StdoutClosed, writeStdout } from './output.js';
 
