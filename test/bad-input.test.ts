@@ -70,7 +70,7 @@ test('bare Exec name not in systemd\'s search path', async (t) => {
 });
 
 test('a library the unit\'s program needs and no search path provides', async (t) => {
-  if (!hasCommand('gcc')) return t.skip('gcc not installed');
+  if (!needs(t, hasCommand('gcc'), 'gcc not installed')) return;
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'lib.c'), 'int answer(void) { return 42; }\n');
   writeFileSync(path.join(dir, 'main.c'), 'int answer(void); int main(void) { return answer() - 42; }\n');

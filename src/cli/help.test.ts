@@ -10,8 +10,12 @@ const build = COMMANDS.find((c) => c.name === 'build')!;
 
 /** The README's option table: option, flag cell, default cell, per row, in order. */
 function readmeOptionTable(): { key: string; flags: string[]; default: string }[] {
-  const section = README.slice(README.indexOf('### Options'));
-  const rows = section.split('\n').filter((l) => /^\| `[a-zA-Z]+` \|/.test(l));
+  // The table right after the '| option | flag | default | meaning |' header, up to its first non-table line.
+  const lines = README.split('\n');
+  const header = lines.findIndex((l) => /^\| option \| flag \| default \|/.test(l));
+  assert.ok(header > 0, 'README has no option table');
+  const end = lines.findIndex((l, i) => i > header && !l.startsWith('|'));
+  const rows = lines.slice(header + 2, end);
   return rows.map((l) => {
     const cells = l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
     return { key: cells[0].replace(/`/g, ''), flags: cells[1].match(/--[a-z-]+/g) ?? [], default: cells[2].replace(/`/g, '') };

@@ -10,11 +10,11 @@ import { EXIT_STDOUT_CLOSED, reportError, StdoutClosed, writeStdout } from './ou
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url.replace(/\/dist\/src\//, '/src/')), 'utf8')) as { version: string };
 
-const ARG_OF_KIND: Partial<Record<Setting['kind'], string>> = { number: 'N', symlinks: 'LINK=OBJECT', record: 'KEY=VALUE', units: 'FILE' };
+const ARG_OF_KIND: Partial<Record<Setting['kind'], string>> = { number: 'N', symlinks: 'LINK=OBJECT', files: 'PATH=SOURCE', record: 'KEY=VALUE', units: 'FILE' };
 
 /** The build's flags come from the settings table, so a setting cannot exist in the config and not on the command line. */
 function settingFlag(s: Setting): FlagSpec {
-  const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
+  const multiple = ['units', 'symlinks', 'string[]', 'record', 'files'].includes(s.kind);
   // Booleans are switches: their default is the option's, not the flag's. List defaults ([]) say nothing.
   const note = s.kind === 'boolean' || ['none', '[]', '{}'].includes(s.default) ? undefined : s.default === 'required' ? '(required)' : `(default: ${s.default})`;
   return {
@@ -49,6 +49,7 @@ const INSPECT: CommandSpec = {
 then each problem with its severity and rule name.`,
   flags: [
     { name: 'prefix', type: 'string', multiple: true, arg: 'P', help: 'judge as portablectl attach --prefix P would (repeatable)', note: '(default: the prefix of the file name)' },
+    { name: 'profile', type: 'string', arg: 'default|nonetwork|strict|trusted', help: 'judge as attached with portablectl attach --profile', note: '(default: default)' },
     { name: 'json', type: 'boolean', help: 'print the report as one JSON object on stdout; on failure {"error": {code, message, path}}' },
   ],
   footer: 'Exit status: 0 no errors, 1 errors found, 2 usage error or an unreadable image.',
@@ -125,7 +126,7 @@ Exit status: 0 success, 1 failure, 2 usage error (inspect: 1 when the image has 
 
 function splitPair(flag: string, value: string): [string, string] {
   const i = value.indexOf('=');
-  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : 'KEY=VALUE'}, got '${value}'`);
+  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : flag === 'file' ? 'PATH=SOURCE' : 'KEY=VALUE'}, got '${value}'`);
   return [value.slice(0, i), value.slice(i + 1)];
 }
 
@@ -150,6 +151,13 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((x): SymlinkSpec => {
           const [symlink, object] = splitPair(s.flag, x);
           return { symlink, object };
+        });
+        break;
+      case 'files':
+        // SOURCE is relative to the working directory, like --unit.
+        out[s.key] = (v as string[]).map((x) => {
+          const [p, source] = splitPair(s.flag, x);
+          return { path: p, source: path.resolve(source) };
         });
         break;
       case 'record':
@@ -261,10 +269,15 @@ async function readImageCommand(spec: CommandSpec, args: string[]): Promise<numb
 async function inspect(args: string[]): Promise<number> {
   const { values, positionals, help } = parseCommandLine(INSPECT, args);
   if (help) return printHelp(INSPECT);
+  const profile = values.profile as string | undefined;
+  if (profile !== undefined) {
+    const { PROFILE_NAMES } = await import('../systemd/profiles.js');
+    if (!PROFILE_NAMES.includes(profile)) throw new UsageError(`inspect: --profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
+  }
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, profile });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     const known = asMkportableError(e, () => 'IMAGE_CORRUPT');

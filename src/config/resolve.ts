@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
-import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
+import type { FileSpec, PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
 import { imageFileName, validatePname, validateVersion } from '../systemd/portabled.js';
@@ -18,6 +18,11 @@ export interface ResolvedOptions {
   readonly homepage?: string;
   readonly symlinks: readonly Readonly<SymlinkSpec>[];
   readonly contents: readonly string[];
+  /** `files`, with `source` made absolute (relative to the config file). */
+  readonly files: readonly Readonly<FileSpec>[];
+  readonly exclude: readonly string[];
+  readonly keepSourceUnits: boolean;
+  readonly dynamicUserLookup: boolean;
   readonly squashfsTools?: string;
   readonly compression: readonly string[];
   readonly blockSize: number;
@@ -62,6 +67,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   else if (o.pname !== undefined) problems.check(() => validatePname(o.pname!));
   else if (o.version !== undefined) problems.check(() => validateVersion(o.version!));
   for (const c of o.contents ?? []) problems.check(() => requireAbsolute(`${where}: contents`, c));
+  for (const g of o.exclude ?? []) problems.check(() => requireAbsolute(`${where}: exclude`, g));
   for (const s of o.symlinks ?? []) {
     problems.check(() => requireAbsolute(`${where}: symlinks[].object`, s.object));
     problems.check(() => requireAbsolute(`${where}: symlinks[].symlink`, s.symlink));
@@ -90,6 +96,10 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     homepage: o.homepage,
     symlinks: (o.symlinks ?? []).map((s) => ({ ...s })),
     contents: [...(o.contents ?? [])],
+    files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
+    exclude: [...(o.exclude ?? [])],
+    keepSourceUnits: o.keepSourceUnits ?? false,
+    dynamicUserLookup: o.dynamicUserLookup ?? true,
     squashfsTools: o.squashfsTools,
     compression: compression!,
     blockSize: blockSize!,

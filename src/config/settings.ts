@@ -7,7 +7,7 @@ import { didYouMean } from './suggest.js';
  * One table drives config validation, the CLI flags and `--help`, so a setting cannot exist in one and not
  * the others.
  */
-export type SettingKind = 'boolean' | 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record';
+export type SettingKind = 'boolean' | 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record' | 'files';
 
 export interface Setting {
   key: keyof PortableServiceOptions;
@@ -32,6 +32,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'homepage', kind: 'string', flag: 'homepage', arg: 'URL', help: 'HOME_URL in os-release', default: 'none' },
   { key: 'symlinks', kind: 'symlinks', flag: 'symlink', arg: 'LINK=OBJECT', help: 'a link in the image to OBJECT, with its closure (repeatable)', default: '[]' },
   { key: 'contents', kind: 'string[]', flag: 'contents', arg: 'PATH', help: 'host file or directory to add with its closure (repeatable)', default: '[]' },
+  { key: 'files', kind: 'files', flag: 'file', arg: 'PATH=SOURCE', help: 'file or folder SOURCE placed at PATH in the image, with its closure (repeatable)', default: '[]' },
+  { key: 'exclude', kind: 'string[]', flag: 'exclude', arg: 'GLOB', help: 'glob of image paths to leave out, with what only they need (repeatable)', default: '[]' },
+  { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'true' },
+  { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given", default: 'false' },
   { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', arg: 'PATH', help: 'write with mksquashfs instead: the binary or the folder holding it', default: 'the native writer' },
   { key: 'squashCompression', kind: 'string', flag: 'squash-compression', arg: 'WORDS', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
   { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', arg: 'SIZE', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
@@ -95,6 +99,10 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
         if (!ok) throw bad(where, key, 'a list of { object, symlink }', s);
       }
       return value;
+    case 'files':
+      if (!Array.isArray(value)) throw bad(where, key, 'a list of { path, source | text | type: "dir" | symlink }', value);
+      for (const f of value) checkFileSpec(where, f);
+      return value;
     case 'record':
       if (!value || typeof value !== 'object' || Array.isArray(value)) throw bad(where, key, 'an object of KEY: value', value);
       for (const [k, v] of Object.entries(value)) if (v !== null && !isStr(v)) throw bad(where, `${key}.${k}`, 'a string or null', v);
@@ -138,4 +146,26 @@ export function normalizeOptions(where: string, raw: unknown): Partial<PortableS
   }
   problems.done();
   return out as Partial<PortableServiceOptions>;
+}
+
+const FILE_SHAPES: Record<string, { required: string[]; optional: string[] }> = {
+  source: { required: ['path', 'source'], optional: [] },
+  text: { required: ['path', 'text'], optional: ['mode'] },
+  type: { required: ['path', 'type'], optional: ['mode'] },
+  symlink: { required: ['path', 'symlink'], optional: [] },
+};
+
+/** One `files` entry: exactly one of source, text, type: "dir" or symlink, with an absolute path. */
+function checkFileSpec(where: string, f: unknown): void {
+  const fail = (why: string) => new MkportableError('CONFIG_INVALID', `${where}: files: ${why}, got ${JSON.stringify(f)}`, where);
+  if (!f || typeof f !== 'object' || Array.isArray(f)) throw fail('each entry must be an object');
+  const o = f as Record<string, unknown>;
+  const kinds = Object.keys(FILE_SHAPES).filter((k) => k in o);
+  if (kinds.length !== 1) throw fail('each entry needs exactly one of source, text, type or symlink');
+  const shape = FILE_SHAPES[kinds[0]];
+  for (const k of Object.keys(o)) if (![...shape.required, ...shape.optional].includes(k)) throw fail(`unknown key '${k}' for a ${kinds[0]} entry`);
+  for (const k of shape.required) if (typeof o[k] !== 'string') throw fail(`'${k}' must be a string`);
+  if (!(o.path as string).startsWith('/')) throw fail("'path' must be absolute");
+  if ('type' in o && o.type !== 'dir') throw fail("'type' can only be \"dir\"");
+  if ('mode' in o && (typeof o.mode !== 'number' || !Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777)) throw fail("'mode' must be a number like 0o644");
 }
