@@ -22,3 +22,10 @@ test('asMkportableError: a system error gets its path, a verb and a code; others
   const bug = new TypeError('undefined is not a function');
   assert.equal(asMkportableError(bug), bug);
 });
+
+test('a very long path is cut in the middle of the message, and kept whole as the subject', () => {
+  const long = `/${'a'.repeat(4000)}`;
+  const e = fileError('SOURCE_READ', long, 'look up', Object.assign(new Error('ENAMETOOLONG: name too long, lstat'), { code: 'ENAMETOOLONG' }));
+  assert.match(e.message, /^\/a{63}…a{32} \(4001 bytes\): cannot look up: name too long \(ENAMETOOLONG\)$/);
+  assert.equal(e.subject, long);
+});

@@ -68,9 +68,15 @@ export function systemReason(e: unknown): string {
   return text.split('\n')[0];
 }
 
-/** `FILE: cannot DOING: REASON`, the shape of every file-system error the library reports. */
+/** A path for a one-line message: a very long one (ENAMETOOLONG's usual cause) is cut in the middle, with its length. */
+export function shortPath(file: string): string {
+  if (file.length <= 160) return file;
+  return `${file.slice(0, 64)}…${file.slice(-32)} (${Buffer.byteLength(file)} bytes)`;
+}
+
+/** `FILE: cannot DOING: REASON`, the shape of every file-system error the library reports; `subject` keeps the whole path. */
 export function fileError(code: ErrorCode, file: string, doing: string, e: unknown): MkportableError {
-  return new MkportableError(code, `${file}: cannot ${doing}: ${systemReason(e)}`, file);
+  return new MkportableError(code, `${shortPath(file)}: cannot ${doing}: ${systemReason(e)}`, file);
 }
 
 const SYSCALL_VERBS: Record<string, string> = {
