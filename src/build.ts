@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { MkportableError, type BuildWarning } from './errors.js';
+import { asMkportableError, MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
 import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js';
@@ -29,6 +29,7 @@ import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES }
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
+import { prepareOutDir } from './writers/out-dir.js';
 import { inspectPath, type Problem } from './inspect/index.js';
 import { inspectStackPaths } from './inspect/stack.js';
 import { openFrom, type OpenedFrom } from './sources/from.js';
@@ -90,6 +91,18 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const step = hooks.progress ?? (() => {});
   step('checking options');
   const opts = resolveOptions(options);
+  try {
+    await prepareOutDir(opts.outDir);
+    return await buildSteps(opts, hooks, step);
+  } catch (e) {
+    throw asMkportableError(e, (file) => (file !== undefined && isInside(file, opts.outDir) ? 'OUTPUT_FAILED' : 'SOURCE_READ'));
+  }
+}
+
+const isInside = (file: string, dir: string) => path.resolve(file).startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/** The steps, once the options are resolved and the output folder is known to take the image. */
+async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void): Promise<BuildResult> {
   const base = await openBaseImage(opts, step);
   let input: Input | undefined;
   try {
@@ -461,8 +474,8 @@ interface Written {
 async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, base?: OpenedBase): Promise<Written> {
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
-  await fs.mkdir(opts.outDir, { recursive: true });
-  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  // Not named after the image: `<pname>_<version>.raw` may take all 255 bytes a name can have.
+  const tmp = path.join(opts.outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
   try {
     await writeImage(tree, tmp, {

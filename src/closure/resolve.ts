@@ -1,5 +1,5 @@
 import path from 'node:path/posix';
-import { MkportableError, type BuildWarning } from '../errors.js';
+import { MkportableError, type BuildWarning, systemReason } from '../errors.js';
 import type { Source, SourceStat } from '../sources/source.js';
 import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
 import { addEntry, ensureDirs } from '../plan/add.js';
@@ -228,7 +228,7 @@ export async function addContentNeeds(
   try {
     head = await read(0, 256);
   } catch (e) {
-    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${(e as Error).message}`, real);
+    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${systemReason(e)}`, real);
   }
   if (isElfMagic(head)) {
     let info: ElfInfo;

@@ -82,3 +82,18 @@ test('block sizes and compression strings', () => {
 test('contents and symlinks must be absolute paths', () => {
   assert.throws(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], contents: ['usr/bin'] }), /must be an absolute path/);
 });
+
+test('every problem of a config comes in one error, listed on one line', () => {
+  assert.throws(() => normalizeOptions('cfg.json', { pnam: 'x', version: 1, units: [], 'squash-compresion': 'gzip' }), (e: unknown) => {
+    assert.ok(e instanceof MkportableError);
+    assert.equal(e.code, 'CONFIG_INVALID');
+    assert.equal(e.message, "cfg.json: 4 problems: unknown option 'pnam' (did you mean 'pname'?); 'version' must be a string, got 1; "
+      + "'units' must be a non-empty list of unit files, got []; unknown option 'squash-compresion' (did you mean 'squash-compression'?)");
+    assert.equal(e.problems?.length, 4);
+    return true;
+  });
+  // The checks after the types run to the end too: names, paths, closure, compression.
+  assert.throws(() => resolveOptions({ pname: 'my_app', version: '1', units: ['u.service'], contents: ['usr'], closure: 'half' as 'full', squashCompression: 'brotli' }),
+    (e: unknown) => e instanceof MkportableError && e.problems?.length === 4 && /^options: 4 problems: .*'closure' must be.*pname 'my_app' contains '_'.*'usr' must be an absolute path.*brotli/.test(e.message));
+  assert.throws(() => resolveOptions({ units: ['u.service'] } as never), { message: "options: 'pname' and 'version' are required" });
+});

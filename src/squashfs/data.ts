@@ -15,7 +15,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import { copyBytes } from './bytes.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import type { FragmentEntry } from './fragment-table.js';
@@ -148,7 +148,7 @@ function sourceError(node: PlanNode, reason: string): MkportableError {
   return new MkportableError('SOURCE_READ', `${where}: ${reason}`, node.path);
 }
 
-const unreadable = (node: PlanNode, e: unknown) => sourceError(node, `cannot read: ${e instanceof Error ? e.message : String(e)}`);
+const unreadable = (node: PlanNode, e: unknown) => sourceError(node, `cannot read: ${systemReason(e)}`);
 
 async function openRaw(node: PlanNode): Promise<RawFile> {
   const e = node.entry;

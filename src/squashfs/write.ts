@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
-import { MkportableError, isMkportableError } from '../errors.js';
+import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import type { ImageTree } from '../plan/tree.js';
 import { utf8 } from './bytes.js';
 import { writeData, type FileLayout } from './data.js';
@@ -199,7 +199,7 @@ export async function writeSquashfs(tree: ImageTree, outFile: string, opts: Writ
     await out?.close();
     await fs.rm(outFile, { force: true });
     if (isMkportableError(e)) throw e;
-    throw new MkportableError('OUTPUT_FAILED', `${outFile}: ${e instanceof Error ? e.message : String(e)}`, outFile);
+    throw new MkportableError('OUTPUT_FAILED', `${outFile}: cannot write: ${systemReason(e)}`, outFile);
   } finally {
     await pool.close();
   }

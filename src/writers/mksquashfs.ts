@@ -2,7 +2,7 @@ import { promises as fs, constants as fsc } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import { type ImageTree, walkTree } from '../plan/tree.js';
 
 export interface MksquashfsOptions {
@@ -64,7 +64,7 @@ async function stage(tree: ImageTree, dir: string, opts: MksquashfsOptions): Pro
           else if (c.kind === 'source') await fs.writeFile(dest, await c.source.readFile(c.path));
           else await fs.writeFile(dest, c.data);
         } catch (err) {
-          throw new MkportableError('SOURCE_READ', `${e.origin}: cannot read: ${(err as Error).message}`, e.origin);
+          throw new MkportableError('SOURCE_READ', `${e.origin}: cannot read: ${systemReason(err)}`, e.origin);
         }
         const st = await fs.stat(dest);
         if (st.size !== e.size) {

@@ -8,12 +8,12 @@
  * stat() and readlink() do not follow a symlink in the last component; readdir(), readFile() and chunks() do.
  */
 import { Readable } from 'node:stream';
-import { MkportableError } from '../../errors.js';
+import { MkportableError, systemReason } from '../../errors.js';
 import type { Superblock } from '../format.js';
 import { DataReader } from './data.js';
 import { COMPRESSION_NAMES, imageCompressor } from './decompressor.js';
 import { findEntry, readListing, type ListingEntry } from './directory.js';
-import { corrupt, messageOf, notFound, printable } from './errors.js';
+import { corrupt, notFound, printable } from './errors.js';
 import { readInode, type DirInode, type FileInode, type Inode, type InodeContext, type InodeRef, type NodeType } from './inode.js';
 import { AsyncCache } from './lru.js';
 import { MetadataStore } from './metadata.js';
@@ -348,7 +348,7 @@ export async function openImage(file: string, options: OpenOptions = {}): Promis
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new MkportableError('PATH_NOT_FOUND', `${file}: no such file`, file);
-    throw new MkportableError('SOURCE_READ', `${file}: cannot open (${messageOf(e)})`, file);
+    throw new MkportableError('SOURCE_READ', `${file}: cannot open: ${systemReason(e)}`, file);
   }
   return SquashfsImage.fromSource(source, options.name ?? file, options);
 }
