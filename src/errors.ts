@@ -1,6 +1,10 @@
+import { escapeName } from './formats/bytenames.js';
+
 /**
  * One error type for the whole library: a stable code, a one-line message naming the offending file or
  * setting, and the path it concerns. The library never prints and never exits; the CLI maps codes to exit codes.
+ * The message shows bytes of names that are not UTF-8, and control characters, as `\xHH` (so it stays one line
+ * and prints as it is); `subject` keeps the path itself (formats/bytenames.ts).
  */
 export type ErrorCode =
   | 'CONFIG_NOT_FOUND'
@@ -20,6 +24,8 @@ export type ErrorCode =
   | 'MKSQUASHFS_FAILED'
   | 'COMPRESSION_INVALID'
   | 'OUTPUT_FAILED'
+  /** A name, link target or attribute the image format cannot hold (a name over 255 bytes, a target over 4095). */
+  | 'UNSTORABLE'
   | 'CHECK_FAILED'
   | 'IMAGE_CORRUPT'
   | 'IMAGE_UNSUPPORTED'
@@ -33,7 +39,7 @@ export class MkportableError extends Error {
   readonly subject?: string;
 
   constructor(code: ErrorCode, message: string, subject?: string) {
-    super(message);
+    super(escapeName(message));
     this.name = 'MkportableError';
     this.code = code;
     this.subject = subject;

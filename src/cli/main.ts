@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
+import { escapeBytes, escapeName, escapingReplacer } from '../formats/bytenames.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
 import { absoluteFromSpec } from '../sources/from-spec.js';
@@ -128,9 +129,9 @@ async function build(args: string[]): Promise<number> {
   }
   const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
   const result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress });
-  for (const w of result.warnings) process.stderr.write(`warning: ${w.message}\n`);
-  for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${p.message}\n`);
-  if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
+  for (const w of result.warnings) process.stderr.write(`warning: ${escapeName(w.message)}\n`);
+  for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${escapeName(p.message)}\n`);
+  if (values.json) process.stdout.write(JSON.stringify(result, escapingReplacer) + '\n');
   else {
     const rel = path.relative(process.cwd(), result.image) || result.image;
     process.stdout.write(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
@@ -168,14 +169,14 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
   const { positionals } = parse(args, {});
   if (cmd === 'ls' && (positionals.length < 1 || positionals.length > 2)) throw new UsageError('ls takes an image and an optional path');
   if (cmd === 'cat' && positionals.length !== 2) throw new UsageError('cat takes an image and a path');
-  const { listCommand, openImage } = await import('../squashfs/read/index.js');
+  const { listCommand, openImage, pathArgument } = await import('../squashfs/read/index.js');
   if (cmd === 'ls') {
     process.stdout.write(await listCommand(positionals[0], positionals[1]));
     return 0;
   }
   const image = await openImage(positionals[0]);
   try {
-    for await (const chunk of image.createReadStream(positionals[1])) {
+    for await (const chunk of image.createReadStream(await pathArgument(image, positionals[1]))) {
       if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
     }
   } finally {
@@ -199,7 +200,7 @@ async function inspect(args: string[]): Promise<number> {
     }
     throw e;
   }
-  process.stdout.write(values.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  process.stdout.write(values.json ? JSON.stringify(report, escapingReplacer) + '\n' : escapeBytes(formatReport(report)));
   return report.ok ? 0 : 1;
 }
 

@@ -27,7 +27,7 @@ interface XzBinding {
   version(): string;
 }
 
-const native = requireNative('mkportable-xz') as XzBinding;
+const native = requireNative('mkportable-native') as XzBinding;
 
 /** liblzma's version, for reports. */
 export const xzLibraryVersion = (): string => native.version();

@@ -28,6 +28,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
+import { compareNames } from '../formats/bytenames.js';
 import type { FileType, Source, SourceStat } from './source.js';
 import { type TarEntry, type TarReader, archiveError } from '../formats/tar.js';
 
@@ -410,7 +411,7 @@ export class RootfsSource implements Source {
   async readdir(p: string): Promise<string[]> {
     const n = this.#need(p, true);
     if (!n.children) throw Object.assign(new Error(`ENOTDIR: ${this.name}:${p}: not a directory`), { code: 'ENOTDIR' });
-    return [...n.children.keys()].sort();
+    return [...n.children.keys()].sort(compareNames);
   }
 
   /** Extended attributes from the tar headers (planFromSource and the minimal closure copy them into the image). */
@@ -450,7 +451,7 @@ export class RootfsSource implements Source {
     return this.read(p, 0, n.inode.size);
   }
 
-  hostPath(): string | undefined {
+  hostPath(): Buffer | undefined {
     return undefined;
   }
 
