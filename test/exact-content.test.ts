@@ -135,8 +135,10 @@ test('the mksquashfs backend keeps owners, modes and xattrs like the native writ
   writeFileSync(path.join(data, 'cap'), '#!/bin/sh\n', { mode: 0o755 });
   writeFileSync(raw(`${data}/raw-\xff with space`), 'raw\n');
   mkdirSync(path.join(data, 'sticky'));
+  mkdirSync(path.join(data, 'sub/deeper'), { recursive: true });
+  writeFileSync(path.join(data, 'sub/deeper/f'), 'deep\n');
   symlinkSync('owned', path.join(data, 'link'));
-  sh(data, 'chown 1234:5678 owned && chown -h 11:12 link && chown 99:98 sticky && chmod 1770 sticky && setcap cap_net_bind_service+ep cap && setfattr -n user.a -v 1 owned && setfattr -n trusted.t -v t sticky && setfattr -n user.r -v r raw-* && chown 7:7 raw-*');
+  sh(data, 'chown 1234:5678 owned && chown -h 11:12 link && chown 99:98 sticky && chmod 1770 sticky && setcap cap_net_bind_service+ep cap && setfattr -n user.a -v 1 owned && setfattr -n trusted.t -v t sticky && setfattr -n user.r -v r raw-* && chown 7:7 raw-* && chown -R 3:4 sub && touch -h -d @1000000 link sub/deeper/f && touch -d @2000000 sub/deeper sub');
   sh(data, 'mkfifo fifo && chown 5:6 fifo && mknod tty c 5 0 && chown 0:5 tty && chmod 620 tty');
   writeFileSync(path.join(work, 'exact.service'), '[Service]\nExecStart=/usr/bin/exact\n');
   const build = (backend: 'native' | 'mksquashfs') => portableService({

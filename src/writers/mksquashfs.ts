@@ -50,8 +50,9 @@ function cannotStage(p: string, reason: string): MkportableError {
 /**
  * Lay the tree out in a staging folder (copies, reflinked where the filesystem can) and let mksquashfs pack it,
  * with every owner, mode and extended attribute of the plan, as the native writer stores them:
- * - owners, modes (and times, unless -all-time) of every entry go in through a pseudo file ("PATH m MODE UID GID"),
- *   so staging needs no root for them; the root directory's through -root-mode/-root-uid/-root-gid;
+ * - owners, modes (and times, unless -all-time) of every entry go in through a pseudo file ("PATH m MODE UID GID",
+ *   "PATH M TIME MODE UID GID"), so staging needs no root for them; the root directory's through -root-*; folders'
+ *   times through the staged folders (4.5 refuses "M" on a folder that has entries);
  * - devices, fifos and sockets are pseudo entries too (Node cannot make device nodes);
  * - xattrs are set on the staged files (lsetxattr, after the copy and chmod: nothing clears them afterwards) and
  *   read back by mksquashfs. security.* and trusted.* need root; a pseudo entry cannot carry any. Either is
@@ -61,7 +62,7 @@ function cannotStage(p: string, reason: string): MkportableError {
  */
 async function stage(tree: ImageTree, dir: string, opts: MksquashfsOptions): Promise<Buffer[]> {
   const pseudo: Buffer[] = [];
-  const dirs: [Buffer, number][] = [];
+  const dirs: [Buffer, number, number][] = [];
   const hardlinks: [Buffer, Buffer][] = [];
   const xattrs: [string, Buffer, Record<string, Uint8Array>][] = [];
   const base = toBytes(dir);
@@ -79,11 +80,13 @@ async function stage(tree: ImageTree, dir: string, opts: MksquashfsOptions): Pro
     const x = e.xattrs && Object.keys(e.xattrs).length ? e.xattrs : undefined;
     switch (e.type) {
       case 'dir':
+        // mksquashfs 4.5's "M" (with a time) on a folder clashes with entries inside it: "m", and the time set
+        // on the staged folder once its children are in.
         if (p !== '/') {
           await fs.mkdir(dest);
-          pseudo.push(line(p, `${modify} ${time(e.mtime)}${owner}`));
+          pseudo.push(line(p, `m ${owner}`));
         }
-        dirs.push([dest, e.mode]);
+        dirs.push([dest, e.mode, e.mtime]);
         break;
       case 'file': {
         const c = e.content;
@@ -137,8 +140,11 @@ async function stage(tree: ImageTree, dir: string, opts: MksquashfsOptions): Pro
       }
     }
   }
-  // Modes last, deepest first, so a read-only folder does not stop its children from being created.
-  for (const [d, mode] of dirs.reverse()) await fs.chmod(d, mode);
+  // Modes and times last, deepest first, so a read-only folder does not stop its children from being created.
+  for (const [d, mode, mtime] of dirs.reverse()) {
+    await fs.chmod(d, mode);
+    if (opts.allTime === false) await fs.utimes(d, mtime, mtime);
+  }
   return pseudo;
 }
 
