@@ -1,5 +1,3 @@
-import { escapeName } from './formats/bytenames.js';
-
 /**
  * One error type for the whole library: a stable code, a one-line message naming the offending file or
  * setting, and the path it concerns. The library never prints and never exits; the CLI maps codes to exit codes.
@@ -8,6 +6,8 @@ import { escapeName } from './formats/bytenames.js';
  */
 export type ErrorCode =
   | 'CONFIG_NOT_FOUND'
+  | 'EXCLUDED_NEEDED'
+  | 'FILES_COLLISION'
   | 'CONFIG_INVALID'
   | 'NAME_INVALID'
   | 'UNIT_UNREADABLE'
@@ -39,7 +39,7 @@ export class MkportableError extends Error {
   readonly subject?: string;
 
   constructor(code: ErrorCode, message: string, subject?: string) {
-    super(escapeName(message));
+    super(escapeForDisplay(message, true));
     this.name = 'MkportableError';
     this.code = code;
     this.subject = subject;
@@ -51,7 +51,7 @@ export function isMkportableError(e: unknown): e is MkportableError {
 }
 
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
-export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC';
+export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'COMMAND_UNRESOLVED' | 'COMMAND_NOT_FOUND' | 'SOURCE_UNIT_LEFT_OUT';
 
 export interface BuildWarning {
   code: WarningCode;
@@ -59,4 +59,33 @@ export interface BuildWarning {
   subject?: string;
   /** For missing dependencies: which kind (the rule name `mkportable inspect` reports). */
   rule?: string;
+}
+
+const hex = (n: number) => `\\x${n.toString(16).padStart(2, '0')}`;
+
+/**
+ * Text as people see it (formats/bytenames.ts holds names as strings in which each byte that is not UTF-8 is
+ * U+DC80..U+DCFF): those bytes as `\xHH`, other lone surrogates as `\uHHHH`, and with `controls` the control
+ * characters as `\xHH` too, so a message stays one line. Text already shown this way is left as it is.
+ */
+export function escapeForDisplay(s: string, controls: boolean): string {
+  // eslint-disable-next-line no-control-regex
+  if (!(controls ? /[\u0000-\u001f\u007f\ud800-\udfff]/ : /[\ud800-\udfff]/).test(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const u = s.charCodeAt(i);
+    if (u >= 0xd800 && u <= 0xdbff && i + 1 < s.length) {
+      const v = s.charCodeAt(i + 1);
+      if (v >= 0xdc00 && v <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+        continue;
+      }
+    }
+    if (controls && (u < 0x20 || u === 0x7f)) out += hex(u);
+    else if (u >= 0xdc80 && u <= 0xdcff) out += hex(u - 0xdc00);
+    else if (u >= 0xd800 && u <= 0xdfff) out += `\\u${u.toString(16)}`;
+    else out += s[i];
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import { MkportableError } from '../errors.js';
 import { escapeBytes, escapeName, escapingReplacer } from '../formats/bytenames.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
-import { absoluteFromSpec } from '../sources/from-spec.js';
+import { absoluteFromSpec } from '../config/from-spec.js';
 
 /** A wrong command line: exit status 2, unlike a build failure (1). */
 class UsageError extends Error {}
@@ -14,7 +14,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 function optionHelp(s: Setting): string {
   if (s.kind === 'boolean') return `${`  --${s.flag}`.padEnd(34)}${s.help}`;
-  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
+  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'files' ? 'PATH=SOURCE' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
   const flag = `  --${s.flag} ${arg}`;
   return `${flag.padEnd(34)}${s.help}${s.default ? ` (default: ${s.default})` : ''}`;
 }
@@ -45,7 +45,7 @@ Exit status: 0 success, 1 build failure, 2 usage error.
 function buildFlags(): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
   for (const s of SETTINGS) {
-    const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
+    const multiple = ['units', 'symlinks', 'string[]', 'record', 'files'].includes(s.kind);
     options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
   }
   return options;
@@ -53,7 +53,7 @@ function buildFlags(): ParseArgsConfig['options'] {
 
 function splitPair(flag: string, value: string): [string, string] {
   const i = value.indexOf('=');
-  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : 'KEY=VALUE'}, got '${value}'`);
+  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : flag === 'file' ? 'PATH=SOURCE' : 'KEY=VALUE'}, got '${value}'`);
   return [value.slice(0, i), value.slice(i + 1)];
 }
 
@@ -78,6 +78,13 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((x): SymlinkSpec => {
           const [symlink, object] = splitPair(s.flag, x);
           return { symlink, object };
+        });
+        break;
+      case 'files':
+        // SOURCE is relative to the working directory, like --unit.
+        out[s.key] = (v as string[]).map((x) => {
+          const [p, source] = splitPair(s.flag, x);
+          return { path: p, source: path.resolve(source) };
         });
         break;
       case 'record':

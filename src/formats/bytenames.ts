@@ -11,6 +11,7 @@
  * on the command line (where a shell can type `\xff` but Node cannot receive the raw byte intact).
  */
 import { isUtf8 } from 'node:buffer';
+import { escapeForDisplay } from '../errors.js';
 
 const ESCAPE_BASE = 0xdc00;
 const SURROGATE = /[\ud800-\udfff]/;
@@ -89,43 +90,15 @@ export function compareNames(a: string, b: string): number {
   return Buffer.compare(toBytes(a), toBytes(b));
 }
 
-const hex = (n: number) => `\\x${n.toString(16).padStart(2, '0')}`;
-
 /**
  * A name, path or one-line message as it is shown to people: bytes that are not UTF-8 and control characters
  * as `\xHH` (other lone surrogates as `\uHHHH`). Already-escaped text is left as it is, so applying it twice is
- * harmless.
+ * harmless. (The code lives in errors.ts, which every message passes through.)
  */
-export function escapeName(s: string): string {
-  return escape(s, true);
-}
+export const escapeName = (s: string): string => escapeForDisplay(s, true);
 
 /** Like escapeName, but only the bytes that are not UTF-8: for JSON, and text that holds line breaks on purpose. */
-export function escapeBytes(s: string): string {
-  return escape(s, false);
-}
-
-function escape(s: string, controls: boolean): string {
-  // eslint-disable-next-line no-control-regex
-  if (!(controls ? /[\u0000-\u001f\u007f\ud800-\udfff]/ : SURROGATE).test(s)) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const u = s.charCodeAt(i);
-    if (u >= 0xd800 && u <= 0xdbff && i + 1 < s.length) {
-      const v = s.charCodeAt(i + 1);
-      if (v >= 0xdc00 && v <= 0xdfff) {
-        out += s[i] + s[i + 1];
-        i++;
-        continue;
-      }
-    }
-    if (controls && (u < 0x20 || u === 0x7f)) out += hex(u);
-    else if (u >= ESCAPE_BASE + 0x80 && u <= ESCAPE_BASE + 0xff) out += hex(u - ESCAPE_BASE);
-    else if (u >= 0xd800 && u <= 0xdfff) out += `\\u${u.toString(16)}`;
-    else out += s[i];
-  }
-  return out;
-}
+export const escapeBytes = (s: string): string => escapeForDisplay(s, false);
 
 /**
  * The name that the shown form `s` stands for: every `\xHH` becomes that byte. Returns `s` unchanged when it has

@@ -2,7 +2,7 @@ import { promises as fs, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { compareNames, fromBytes, toBytes } from '../formats/bytenames.js';
-import { dataRanges, readXattrs, SPARSE_MIN } from './hostfs.js';
+import { dataRanges, readXattrs, SPARSE_MIN } from '../native/fs.js';
 import type { Source, SourceStat, FileType } from './source.js';
 
 function typeOf(mode: number): FileType {

@@ -17,7 +17,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { MkportableError } from '../errors.js';
 import { copyBytes } from './bytes.js';
-import { dataRanges, SPARSE_MIN } from '../sources/hostfs.js';
+import { dataRanges, SPARSE_MIN } from '../native/fs.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import type { FragmentEntry } from './fragment-table.js';
 import type { ImageFile } from './output.js';

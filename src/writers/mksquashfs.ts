@@ -5,11 +5,11 @@ import { spawn } from 'node:child_process';
 import { MkportableError } from '../errors.js';
 import { type ImageTree, walkTree } from '../plan/tree.js';
 import { toBytes } from '../formats/bytenames.js';
-import { writeXattr } from '../sources/hostfs.js';
+import { writeXattr } from '../native/fs.js';
 
 export interface MksquashfsOptions {
   /** Compression words, e.g. ["xz", "-Xdict-size", "100%"]. */
-  compression: string[];
+  compression: readonly string[];
   blockSize: number;
   /** Timestamp of every inode and of the filesystem (seconds). */
   mtime: number;

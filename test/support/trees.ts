@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs, constants as fsc } from 'node:fs';
-import { dataRanges, readXattrs } from '../../src/sources/hostfs.js';
+import { dataRanges, readXattrs } from '../../src/native/fs.js';
 import { escapeName, fromBytes, toBytes } from '../../src/formats/bytenames.js';
 
 export interface Facts {
