@@ -13,11 +13,12 @@ import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
-import { loadUnits, type LoadedUnit } from './units/load.js';
+import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
+import { parseUnitFile } from './formats/unitfile.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
 import { unitDirectories } from './units/directories.js';
 import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
-import { IMAGE_UNIT_DIR, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
+import { IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, USERDB_BIND, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
 import { globMatcher } from './plan/glob.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
@@ -81,7 +82,8 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const input = await openInput(opts, hooks, step);
   try {
     const generated = await generateUnit(opts, input);
-    const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+    const loaded = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+    const units = opts.dynamicUserLookup ? loaded.map(withUserdbAccess) : loaded;
 
     step('planning the image');
     const osRelease = await planOsRelease(opts, input.source);
@@ -91,7 +93,8 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
     const closure = await resolveClosure(tree, opts, input.source, units, contents);
-    await finishTree(tree, opts, input);
+    const nssSystemd = opts.dynamicUserLookup && (await addNssSystemd(closure, units));
+    await finishTree(tree, opts, input, nssSystemd);
     const excluded = await leaveOutExcluded(closure, opts);
 
     const written = await writeChecked(tree, opts, step);
@@ -336,11 +339,35 @@ async function leaveOutExcluded(c: Closure, opts: ResolvedOptions): Promise<{ ex
   return { excluded, excludedBytes: bytes };
 }
 
+/** A service unit that reaches systemd's user database, so its dynamic user has a name (see USERDB_BIND). */
+function withUserdbAccess(u: LoadedUnit): LoadedUnit {
+  if (!u.name.endsWith('.service')) return u;
+  const text = withServiceLine(u.text, USERDB_BIND);
+  return text === u.text ? u : { ...u, text, parsed: parseUnitFile(text, u.where) };
+}
+
+/**
+ * nss-systemd beside the image's libc, with what it needs: true when the image carries it. Without a libc in the
+ * image (static programs) nothing looks names up through NSS; a source without the module gets a warning.
+ */
+async function addNssSystemd(c: Closure, units: LoadedUnit[]): Promise<boolean> {
+  if (!units.some((u) => u.name.endsWith('.service'))) return false;
+  const libc = [...c.tree.entries.keys()].find((p) => p.endsWith('/libc.so.6') && c.tree.entries.get(p)!.type === 'file');
+  if (!libc) return false;
+  const module = `${libc.slice(0, libc.lastIndexOf('/'))}/${NSS_SYSTEMD_LIBRARY}`;
+  const found = await addPath(c, module, { reason: 'nss-systemd: names of dynamic users', strict: false, envPath: SYSTEMD_DEFAULT_PATH });
+  if (found === null) {
+    c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: `${module} is not in ${c.source.name}: programs cannot look up their dynamic user's name (install libnss-systemd, or dynamicUserLookup: false)`, subject: module });
+    return false;
+  }
+  return true;
+}
+
 /** Owners from a rootfs, the configured symlinks, and name service files where the tree has none. */
-async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input): Promise<void> {
+async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input, nssSystemd: boolean): Promise<void> {
   if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
   addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime);
+  addMinimalEtc(tree, opts.mtime, nssSystemd);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {

@@ -59,7 +59,14 @@ test('the demo image has the portable layout, units and the closure of its progr
   const sh = await fs.realpath('/bin/sh');
   is(sh, '-');
   const unitText = await runCommand('unsquashfs', ['-cat', result.image, 'etc/systemd/system/demo.service']);
-  assert.equal(unitText.stdout, await fs.readFile(path.join(REPO, 'examples/demo/demo.service'), 'utf8'));
+  // The unit as written, with the line that lets its dynamic user be looked up (dynamicUserLookup, on by default).
+  const written = await fs.readFile(path.join(REPO, 'examples/demo/demo.service'), 'utf8');
+  assert.ok(unitText.stdout.startsWith(written), unitText.stdout);
+  assert.match(unitText.stdout.slice(written.length), /^\n# Added by mkportable: .*\n\[Service\]\nBindReadOnlyPaths=-\/run\/systemd\/userdb\n$/);
+  const nss = await runCommand('unsquashfs', ['-cat', result.image, 'etc/nsswitch.conf']);
+  assert.match(nss.stdout, /^passwd: files systemd$/m);
+  assert.match(nss.stdout, /^group: files systemd$/m);
+  is('/usr/lib/x86_64-linux-gnu/libnss_systemd.so.2', '-');
   const osRelease = (await runCommand('unsquashfs', ['-cat', result.image, 'etc/os-release'])).stdout;
   assert.match(osRelease, /^PORTABLE_PREFIXES=demo$/m);
   assert.match(osRelease, /^IMAGE_VERSION=1\.0$/m);

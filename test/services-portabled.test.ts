@@ -38,6 +38,17 @@ function buildImage(): Promise<BuildResult> {
   return image;
 }
 
+/** A service that prints its dynamic user's name: with and without dynamicUserLookup. */
+let whoami: Promise<BuildResult[]> | undefined;
+function buildWhoami(): Promise<BuildResult[]> {
+  whoami ??= Promise.all([true, false].map((lookup) => portableService({
+    pname: lookup ? 'dyn' : 'plain', version: '1', outDir: path.join(dir, lookup ? 'dyn' : 'plain'), squashCompression: 'lz4',
+    units: [{ name: `${lookup ? 'dyn' : 'plain'}.service`, text: "[Service]\nExecStart=/bin/sh -c 'echo \"user=$(id -un 2>&1)\"; exec sleep infinity'\n" }],
+    dynamicUserLookup: lookup,
+  })));
+  return whoami;
+}
+
 for (const systemd of SYSTEMD_VERSIONS) {
   const pre = portabledPrerequisites({ systemd });
   if (!pre.ok && !IN_CI) {
@@ -74,6 +85,21 @@ for (const systemd of SYSTEMD_VERSIONS) {
       assert.ok(ticks.length >= 2);
       const detach = await c.exec(['portablectl', 'detach', '--now', '--runtime', 'svc_1'], { allowFail: true });
       assert.equal(detach.code, 0, `detach failed:\n${detach.stdout}${detach.stderr}`);
+    });
+
+    test('a dynamic user has a name inside the image (nss-systemd and the user database); without dynamicUserLookup it has none', async () => {
+      const [dyn, plain] = await buildWhoami();
+      // One at a time: systemd 257's detach of one image also took the other's units (seen with two attached).
+      const userOf = async (r: BuildResult, name: string) => {
+        await c.copyIn(r.image, `/var/lib/portables/${name}_1.raw`);
+        const attach = await c.exec(['portablectl', 'attach', '--now', '--runtime', `${name}_1`], { allowFail: true });
+        assert.equal(attach.code, 0, `attach failed:\n${attach.stdout}${attach.stderr}`);
+        const user = await waitFor(`${name} prints its user`, async () => (await journal(`${name}.service`)).match(/^user=(.*)$/m)?.[1]);
+        await c.exec(['portablectl', 'detach', '--now', '--runtime', `${name}_1`]);
+        return user;
+      };
+      assert.equal(await userOf(dyn, 'dyn'), 'dyn');
+      assert.match(await userOf(plain, 'plain'), /cannot find name for user ID \d+/);
     });
   });
 }

@@ -218,3 +218,56 @@ test('with closure full, the rootfs\'s own units that match the prefix are left 
   // Kept, the rootfs's svc.service is attached too and its missing programs fail the check.
   await rejectsWith(build(out, { from: `dir:${root}`, closure: 'full', units, keepSourceUnits: true }), 'CHECK_FAILED', /svc\.service/);
 });
+
+test('inspect judges units against the profile: W^X for JIT runtimes, removed address families and capabilities, templates', async (t) => {
+  const out = tempDir(t);
+  const r = await build(out, {
+    units: [
+      unit('svc.service', 'ExecStart=/opt/bin/node server.js\nRestrictAddressFamilies=AF_INET AF_PACKET\nAmbientCapabilities=CAP_NET_RAW CAP_NET_BIND_SERVICE'),
+      unit('svc-nojit.service', 'ExecStart=/opt/bin/node --jitless server.js'),
+      unit('svc@.service', 'ExecStart=/usr/bin/sleep 1'),
+      { name: 'svc.socket', text: '[Socket]\nListenStream=/run/svc.sock\nAccept=yes\n' },
+    ],
+    // A program named node is a JIT runtime whatever its bytes.
+    files: [{ path: '/opt/bin/node', source: '/usr/bin/true' }],
+  });
+  const rules = (problems: { rule: string; message: string }[], rule: string) => problems.filter((p) => p.rule === rule);
+  const jit = rules(r.problems, 'jit-memory-deny-write-execute');
+  assert.equal(jit.length, 1, JSON.stringify(r.problems));
+  assert.match(jit[0].message, /^svc\.service: \/opt\/bin\/node is a JIT runtime .*--profile=trusted.*MemoryDenyWriteExecute=no.*--jitless/);
+  assert.match(rules(r.problems, 'address-family-removed')[0].message, /svc\.service asks for AF_PACKET, which the default profile removes/);
+  assert.match(rules(r.problems, 'capability-removed')[0].message, /svc\.service asks for CAP_NET_RAW, which the default profile's/);
+  assert.match(rules(r.problems, 'unit-template')[0].message, /svc@\.service is a template: attach --now prints "Unit name svc@\.service is missing the instance name"/);
+  const nonetwork = await inspectPath(r.image, { profile: 'nonetwork' });
+  assert.match(rules(nonetwork.problems, 'address-family-removed')[0].message, /asks for AF_INET AF_PACKET, which the nonetwork profile removes/);
+  assert.match(rules(nonetwork.problems, 'capability-removed')[0].message, /asks for CAP_NET_RAW CAP_NET_BIND_SERVICE/);
+  const trusted = await inspectPath(r.image, { profile: 'trusted' });
+  for (const rule of ['jit-memory-deny-write-execute', 'address-family-removed', 'capability-removed']) assert.deepEqual(rules(trusted.problems, rule), [], rule);
+  const cli = await runCli(['inspect', r.image, '--profile', 'strict', '--json']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.ok(rules(JSON.parse(cli.stdout).problems, 'capability-removed').some((p) => /CAP_NET_BIND_SERVICE/.test(p.message)));
+  const bad = await runCli(['inspect', r.image, '--profile', 'lax']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--profile: 'lax' is not one of default, nonetwork, strict, trusted/);
+});
+
+test('dynamicUserLookup: false leaves nss-systemd, the systemd nsswitch entries and the userdb binding out', async (t) => {
+  const out = tempDir(t);
+  const u = [unit('svc.service', 'ExecStart=/usr/bin/sleep 1')];
+  const on = await build(out, { units: u });
+  const off = await build(tempDir(t), { units: u, dynamicUserLookup: false });
+  const read = async (image: string, p: string) => {
+    const img = await openImage(image);
+    try {
+      return new TextDecoder().decode(await img.readFile(p));
+    } finally {
+      await img.close();
+    }
+  };
+  assert.match(await read(on.image, '/etc/systemd/system/svc.service'), /^BindReadOnlyPaths=-\/run\/systemd\/userdb$/m);
+  assert.doesNotMatch(await read(off.image, '/etc/systemd/system/svc.service'), /userdb/);
+  assert.match(await read(on.image, '/etc/nsswitch.conf'), /^passwd: files systemd$/m);
+  assert.match(await read(off.image, '/etc/nsswitch.conf'), /^passwd: files$/m);
+  assert.ok(on.files.some((f) => f.path.endsWith('/libnss_systemd.so.2')));
+  assert.ok(!off.files.some((f) => f.path.endsWith('/libnss_systemd.so.2')));
+});

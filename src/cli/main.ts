@@ -23,7 +23,7 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--json]
+  mkportable inspect IMAGE [--prefix P]... [--profile default|nonetwork|strict|trusted] [--json]
                                                judge an image (.raw or folder) by portabled's rules
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
@@ -193,12 +193,15 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
 }
 
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, profile: { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
+  const { PROFILE_NAMES } = await import('../systemd/profiles.js');
+  const profile = values.profile as string | undefined;
+  if (profile !== undefined && !PROFILE_NAMES.includes(profile)) throw new UsageError(`--profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, profile });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {

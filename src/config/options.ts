@@ -35,6 +35,8 @@ export interface PortableServiceOptions {
   exclude?: string[];
   /** With closure "full": keep the rootfs's own unit files that match the prefix but are not in `units`. */
   keepSourceUnits?: boolean;
+  /** Dynamic users get names: nss-systemd in the image, `systemd` in nsswitch.conf, the user database bound in (default true). */
+  dynamicUserLookup?: boolean;
   /** Path to mksquashfs, or to the folder that holds it. */
   squashfsTools?: string;
   squashCompression?: string;
@@ -69,6 +71,7 @@ export type PortableServiceConfig = PortableServiceOptions & {
   'unit-from-config'?: boolean;
   'allow-devices'?: boolean;
   'keep-source-units'?: boolean;
+  'dynamic-user-lookup'?: boolean;
 };
 
 /** Identity helper that gives config files type checking. */

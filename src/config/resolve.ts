@@ -21,6 +21,7 @@ export interface ResolvedOptions {
   readonly files: readonly Readonly<FileSpec>[];
   readonly exclude: readonly string[];
   readonly keepSourceUnits: boolean;
+  readonly dynamicUserLookup: boolean;
   readonly squashfsTools?: string;
   readonly compression: readonly string[];
   readonly blockSize: number;
@@ -89,6 +90,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
     exclude: [...(o.exclude ?? [])],
     keepSourceUnits: o.keepSourceUnits ?? false,
+    dynamicUserLookup: o.dynamicUserLookup ?? true,
     squashfsTools: o.squashfsTools,
     compression,
     blockSize,

@@ -37,6 +37,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
   { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
   { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given" },
+  { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'on' },
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
 ];
 

@@ -1,7 +1,9 @@
 import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
-import { parseUnitFile } from '../formats/unitfile.js';
+import { parseUnitFile, unitValues } from '../formats/unitfile.js';
+import { readElfInfo } from '../formats/elf.js';
+import { JIT_LIBRARIES, JIT_PROGRAMS, PROFILES, type Profile } from '../systemd/profiles.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from '../units/programs.js';
 import { unitDirectories } from '../units/directories.js';
 import { realpathIn } from '../sources/realpath.js';
@@ -31,6 +33,8 @@ export interface InspectOptions {
   prefixes?: string[];
   /** The squashfs block size, when the image is one. */
   blockSize?: number;
+  /** The portablectl profile the image will be attached with (default "default"). */
+  profile?: string;
 }
 
 export interface InspectReport {
@@ -156,6 +160,7 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   }
 
   await checkPrograms(source, attached, report);
+  await checkProfile(source, attached, PROFILES[opts.profile ?? 'default'], report);
 
   if (opts.blockSize !== undefined && opts.blockSize < MIN_PORTABLE_BLOCK_SIZE) {
     report('warning', 'block-size-small', `block size ${opts.blockSize / 1024} KiB: the image will not mount on kernels with 64 KiB pages`);
@@ -181,6 +186,64 @@ async function checkArgumentPrograms(source: Source, closure: Closure, prog: Uni
       continue;
     }
     await addPath(closure, exe!, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: false, envPath: prog.envPath });
+  }
+}
+
+/**
+ * What the profile's drop-in takes from a unit, which the unit cannot take back (a drop-in wins over the unit's own
+ * lines): W^X memory for JIT runtimes, address families and capabilities it asks for; and template units, which
+ * `attach --now` cannot start by themselves.
+ */
+async function checkProfile(source: Source, units: FoundUnit[], profile: Profile, report: Report): Promise<void> {
+  for (const u of units) {
+    if (/@\.[a-z]+$/.test(u.name)) {
+      report('warning', 'unit-template', `${u.name} is a template: attach --now prints "Unit name ${u.name} is missing the instance name" and starts no instance; it runs through its socket (Accept=yes) or as ${u.name.replace('@.', '@NAME.')}`, u.path);
+    }
+    let parsed;
+    try {
+      parsed = parseUnitFile(u.text!, u.name);
+    } catch {
+      continue;
+    }
+    if (!u.name.endsWith('.service')) continue;
+    const fix = `attach with --profile=trusted, or add a host drop-in (/etc/systemd/system/${u.name}.d/50-override.conf)`;
+    if (profile.memoryDenyWriteExecute) {
+      for (const prog of unitPrograms(parsed, u.name, { onInvalid: () => {} })) {
+        if (prog.key !== 'ExecStart' || prog.hasSpecifier) continue;
+        const exe = await locateProgram(source, prog);
+        const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+        if (!real) continue;
+        const jit = await jitRuntime(source, real);
+        if (!jit || prog.argv.includes('--jitless')) continue;
+        report('warning', 'jit-memory-deny-write-execute',
+          `${u.name}: ${real} is a JIT runtime (${jit}); the ${profile.name} profile's MemoryDenyWriteExecute=yes kills it at its first compiled code (node: status=5/TRAP): ${fix} with MemoryDenyWriteExecute=no${/node/.test(jit) ? ', or run node with --jitless' : ''}`, u.path);
+      }
+    }
+    if (profile.addressFamilies) {
+      const asked = unitValues(parsed, 'Service', 'RestrictAddressFamilies').flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((f) => /^AF_/.test(f));
+      const lost = [...new Set(asked.filter((f) => !profile.addressFamilies!.includes(f)))];
+      if (lost.length) report('warning', 'address-family-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile removes (RestrictAddressFamilies=${profile.addressFamilies.join(' ')}): socket() fails with EAFNOSUPPORT; ${fix}`, u.path);
+    }
+    if (profile.capabilities) {
+      const asked = ['AmbientCapabilities', 'CapabilityBoundingSet'].flatMap((k) => unitValues(parsed, 'Service', k))
+        .flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((c) => /^CAP_/.test(c));
+      const lost = [...new Set(asked.filter((c) => !profile.capabilities!.includes(c)))];
+      if (lost.length) report('warning', 'capability-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile's CapabilityBoundingSet= removes: the call needing it fails with EPERM; ${fix}`, u.path);
+    }
+  }
+}
+
+/** The JIT runtime a program is, by its name or the libraries it links, or undefined. */
+async function jitRuntime(source: Source, real: string): Promise<string | undefined> {
+  const base = path.basename(real);
+  if (JIT_PROGRAMS.test(base)) return base;
+  const st = await source.lstat(real);
+  if (st?.type !== 'file' || st.size < 64) return undefined;
+  try {
+    const info = await readElfInfo((o, l) => source.read(real, o, l), st.size, real);
+    return info.needed.find((n) => JIT_LIBRARIES.test(n));
+  } catch {
+    return undefined;
   }
 }
 

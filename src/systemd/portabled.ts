@@ -50,6 +50,14 @@ export const UNIT_DIRECTORY_ROOTS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * Dynamic users (DynamicUser=, which every profile but trusted imposes) exist only in systemd's user database:
+ * glibc finds them through nss-systemd, which asks the varlink sockets in /run/systemd/userdb. The profiles give
+ * the service a /run of its own without them, so the unit binds that folder in ('-': fine where it is missing).
+ */
+export const NSS_SYSTEMD_LIBRARY = 'libnss_systemd.so.2';
+export const USERDB_BIND = 'BindReadOnlyPaths=-/run/systemd/userdb';
+
+/**
  * systemd's built-in search path for bare Exec names (find_executable_full() without ExecSearchPath=) and the
  * PATH a service gets by default (the manager's DEFAULT_PATH).
  */
