@@ -1,6 +1,8 @@
 /**
  * One error type for the whole library: a stable code, a one-line message naming the offending file or
  * setting, and the path it concerns. The library never prints and never exits; the CLI maps codes to exit codes.
+ * The message shows bytes of names that are not UTF-8, and control characters, as `\xHH` (so it stays one line
+ * and prints as it is); `subject` keeps the path itself (formats/bytenames.ts).
  */
 export type ErrorCode =
   | 'CONFIG_NOT_FOUND'
@@ -23,6 +25,8 @@ export type ErrorCode =
   | 'MKSQUASHFS_FAILED'
   | 'COMPRESSION_INVALID'
   | 'OUTPUT_FAILED'
+  /** A name, link target or attribute the image format cannot hold (a name over 255 bytes, a target over 4095). */
+  | 'UNSTORABLE'
   | 'CHECK_FAILED'
   | 'IMAGE_CORRUPT'
   | 'IMAGE_UNSUPPORTED'
@@ -40,7 +44,7 @@ export class MkportableError extends Error {
   readonly problems?: readonly string[];
 
   constructor(code: ErrorCode, message: string, subject?: string, problems?: readonly string[]) {
-    super(message);
+    super(escapeForDisplay(message, true));
     this.name = 'MkportableError';
     this.code = code;
     this.subject = subject;
@@ -113,4 +117,33 @@ export interface BuildWarning {
   subject?: string;
   /** For missing dependencies: which kind (the rule name `mkportable inspect` reports). */
   rule?: string;
+}
+
+const hex = (n: number) => `\\x${n.toString(16).padStart(2, '0')}`;
+
+/**
+ * Text as people see it (formats/bytenames.ts holds names as strings in which each byte that is not UTF-8 is
+ * U+DC80..U+DCFF): those bytes as `\xHH`, other lone surrogates as `\uHHHH`, and with `controls` the control
+ * characters as `\xHH` too, so a message stays one line. Text already shown this way is left as it is.
+ */
+export function escapeForDisplay(s: string, controls: boolean): string {
+  // eslint-disable-next-line no-control-regex
+  if (!(controls ? /[\u0000-\u001f\u007f\ud800-\udfff]/ : /[\ud800-\udfff]/).test(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const u = s.charCodeAt(i);
+    if (u >= 0xd800 && u <= 0xdbff && i + 1 < s.length) {
+      const v = s.charCodeAt(i + 1);
+      if (v >= 0xdc00 && v <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+        continue;
+      }
+    }
+    if (controls && (u < 0x20 || u === 0x7f)) out += hex(u);
+    else if (u >= 0xdc80 && u <= 0xdcff) out += hex(u - 0xdc00);
+    else if (u >= 0xd800 && u <= 0xdfff) out += `\\u${u.toString(16)}`;
+    else out += s[i];
+  }
+  return out;
 }

@@ -341,15 +341,15 @@ test('a missing native addon is one line saying what is missing and how to fix i
   cpSync(path.join(REPO, 'package.json'), path.join(root, 'package.json'));
   mkdirSync(path.join(root, 'node_modules'));
   for (const name of readdirSync(path.join(REPO, 'node_modules'))) {
-    if (name !== 'mkportable-xz' && name !== '.bin') symlinkSync(path.join(REPO, 'node_modules', name), path.join(root, 'node_modules', name));
+    if (name !== 'mkportable-native' && name !== '.bin') symlinkSync(path.join(REPO, 'node_modules', name), path.join(root, 'node_modules', name));
   }
-  const xz = path.join(root, 'node_modules', 'mkportable-xz');
+  const xz = path.join(root, 'node_modules', 'mkportable-native');
   mkdirSync(xz);
-  for (const f of ['index.cjs', 'package.json']) cpSync(path.join(REPO, 'src/compress/native', f), path.join(xz, f));
+  for (const f of ['index.cjs', 'package.json']) cpSync(path.join(REPO, 'src/native', f), path.join(xz, f));
   const dir = scratch(t);
   const out = path.join(dir, 'out');
   const r = await runCommand(process.execPath, [path.join(root, 'bin/mkportable.js'), ...buildArgs(unitIn(dir), out)]);
-  oneLine(r, 1, /xz compression needs mkportable's liblzma binding, which is not built or not installed \(Cannot find module '\.\/build\/Release\/mkportable_xz\.node'\): install liblzma-dev .*npm rebuild mkportable-xz/);
+  oneLine(r, 1, /xz compression needs mkportable's native addon \(liblzma binding\), which is not built or not installed \(Cannot find module '\.\/build\/Release\/mkportable_native\.node'\): install liblzma-dev .*npm rebuild mkportable-native/);
   assert.deepEqual(leftIn(out), []);
   // Compressors that need no addon still work.
   const gz = await runCommand(process.execPath, [path.join(root, 'bin/mkportable.js'), ...buildArgs(unitIn(dir), out, '--squash-compression', 'gzip')]);

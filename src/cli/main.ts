@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { asMkportableError, MkportableError } from '../errors.js';
+import { escapeBytes, escapeName, escapingReplacer } from '../formats/bytenames.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import { didYouMean } from '../config/suggest.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
@@ -226,9 +227,9 @@ async function build(args: string[]): Promise<number> {
   }
   const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
   const result = await portableService(merged, { progress });
-  for (const w of result.warnings) process.stderr.write(`warning: ${w.message}\n`);
-  for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${p.message}\n`);
-  if (values.json) await writeStdout(JSON.stringify(result) + '\n');
+  for (const w of result.warnings) process.stderr.write(`warning: ${escapeName(w.message)}\n`);
+  for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${escapeName(p.message)}\n`);
+  if (values.json) await writeStdout(JSON.stringify(result, escapingReplacer) + '\n');
   else {
     const rel = path.relative(process.cwd(), result.image) || result.image;
     await writeStdout(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
@@ -253,14 +254,14 @@ async function pack(args: string[]): Promise<number> {
 async function readImageCommand(spec: CommandSpec, args: string[]): Promise<number> {
   const { positionals, help } = parseCommandLine(spec, args);
   if (help) return printHelp(spec);
-  const { listCommand, openImage } = await import('../squashfs/read/index.js');
+  const { listCommand, openImage, pathArgument } = await import('../squashfs/read/index.js');
   if (spec === LS) {
     await writeStdout(await listCommand(positionals[0], positionals[1]));
     return 0;
   }
   const image = await openImage(positionals[0]);
   try {
-    for await (const chunk of image.createReadStream(positionals[1])) await writeStdout(chunk as Uint8Array);
+    for await (const chunk of image.createReadStream(await pathArgument(image, positionals[1]))) await writeStdout(chunk as Uint8Array);
   } finally {
     await image.close();
   }
@@ -293,7 +294,7 @@ async function inspect(args: string[]): Promise<number> {
     }
     throw e;
   }
-  await writeStdout(values.json ? JSON.stringify(report) + '\n' : formatReport(report));
+  await writeStdout(values.json ? JSON.stringify(report, escapingReplacer) + '\n' : escapeBytes(formatReport(report)));
   return report.ok ? 0 : 1;
 }
 

@@ -28,8 +28,8 @@ interface XzBinding {
 }
 
 /** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
-export const xzBinding = nativeAddon<XzBinding>('mkportable-xz', "xz compression needs mkportable's liblzma binding, which",
-  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-xz` where mkportable is installed');
+export const xzBinding = nativeAddon<XzBinding>('mkportable-native', "xz compression needs mkportable's native addon (liblzma binding), which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-native` where mkportable is installed');
 
 /** liblzma's version, for reports. */
 export const xzLibraryVersion = (): string => xzBinding().version();

@@ -11,7 +11,7 @@ import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import type { ImageTree } from '../plan/tree.js';
-import { utf8 } from './bytes.js';
+import { toBytes } from '../formats/bytenames.js';
 import { writeData, type FileLayout } from './data.js';
 import { writeDirectory, type WrittenDirectory } from './directory.js';
 import { writeExportTable } from './export-table.js';
@@ -104,7 +104,7 @@ function encodeNode(n: PlanNode, listings: Map<PlanNode, WrittenDirectory>, layo
       });
     }
     case 'symlink':
-      return encodeSymlinkInode(h, { nlink: n.nlink, target: utf8(e.target), xattr: n.xattr });
+      return encodeSymlinkInode(h, { nlink: n.nlink, target: toBytes(e.target), xattr: n.xattr });
     case 'char':
     case 'block':
       return encodeDeviceInode(h, { kind: e.type, nlink: n.nlink, major: e.major, minor: e.minor, xattr: n.xattr });

@@ -9,6 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { MkportableError, systemReason } from '../../errors.js';
+import { toBytes } from '../../formats/bytenames.js';
 import type { Superblock } from '../format.js';
 import { DataReader } from './data.js';
 import { COMPRESSION_NAMES, imageCompressor } from './decompressor.js';
@@ -298,12 +299,15 @@ export class SquashfsImage {
     return inode;
   }
 
-  /** Find the entry named `name` in `dir`: by exact UTF-8 bytes, else a unique entry whose lossy name matches. */
+  /**
+   * Find the entry named `name` in `dir`: by its exact bytes, else (for a name that went through a lossy UTF-8
+   * decoding, such as a command-line argument) a unique entry whose name decodes to the same U+FFFD-marked text.
+   */
   async #lookup(dir: DirInode, name: string): Promise<ListingEntry | undefined> {
     const entries = await this.#listing(dir);
-    const exact = findEntry(entries, Buffer.from(name, 'utf8'));
+    const exact = findEntry(entries, toBytes(name));
     if (exact || !name.includes('\uFFFD')) return exact;
-    const lossy = entries.filter((e) => e.name === name);
+    const lossy = entries.filter((e) => Buffer.from(e.nameBytes).toString('utf8') === name);
     return lossy.length === 1 ? lossy[0] : undefined;
   }
 
