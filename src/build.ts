@@ -92,8 +92,15 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   step('checking options');
   const opts = resolveOptions(options);
   try {
-    await prepareOutDir(opts.outDir);
-    return await buildSteps(opts, hooks, step);
+    // A base that cannot be read, or that the extension does not match, stops the build before anything is made.
+    const base = await openBaseImage(opts, step);
+    try {
+      if (base) await planExtensionRelease(opts, undefined, base);
+      await prepareOutDir(opts.outDir);
+      return await buildSteps(opts, hooks, step, base);
+    } finally {
+      await base?.close();
+    }
   } catch (e) {
     throw asMkportableError(e, (file) => (file !== undefined && isInside(file, opts.outDir) ? 'OUTPUT_FAILED' : 'SOURCE_READ'));
   }
@@ -102,8 +109,7 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
 const isInside = (file: string, dir: string) => path.resolve(file).startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 
 /** The steps, once the options are resolved and the output folder is known to take the image. */
-async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void): Promise<BuildResult> {
-  const base = await openBaseImage(opts, step);
+async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void, base: OpenedBase | undefined): Promise<BuildResult> {
   let input: Input | undefined;
   try {
     input = await openInput(opts, hooks, step);
@@ -143,7 +149,6 @@ async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: st
     };
   } finally {
     await input?.close();
-    await base?.close();
   }
 }
 
@@ -155,11 +160,11 @@ async function openBaseImage(opts: ResolvedOptions, step: (s: string) => void): 
 }
 
 /** Layered kinds: the extension-release keys, checked against the base's os-release now, before any work. */
-async function planExtensionRelease(opts: ResolvedOptions, source: Source, base: OpenedBase | undefined): Promise<Record<string, string> | undefined> {
+async function planExtensionRelease(opts: ResolvedOptions, source: Source | undefined, base: OpenedBase | undefined): Promise<Record<string, string> | undefined> {
   if (opts.kind === 'portable') return undefined;
   const fields = extensionReleaseFields({
     kind: opts.kind, pname: opts.pname, version: opts.version, description: opts.description, prefixes: [opts.pname],
-    base: base?.osRelease, sourceOs: base ? {} : await readSourceOs(source), overrides: opts.osRelease,
+    base: base?.osRelease, sourceOs: base || !source ? {} : await readSourceOs(source), overrides: opts.osRelease,
   });
   if (base) requireMatchingBase(fields, base, opts.kind);
   return fields;

@@ -2,7 +2,7 @@
  * What Node's fs cannot do, from mkportable's native addon (src/native/fs.c): extended attributes and the holes
  * of sparse files, on byte-exact paths. Loaded on first use.
  */
-import { createRequire } from 'node:module';
+import { nativeAddon } from '../compress/common.js';
 import { fromBytes, toBytes } from '../formats/bytenames.js';
 
 interface NativeFs {
@@ -12,8 +12,8 @@ interface NativeFs {
   nextHole(fd: number, offset: number): number;
 }
 
-let loaded: NativeFs | undefined;
-const native = (): NativeFs => (loaded ??= createRequire(import.meta.url)('mkportable-native') as NativeFs);
+const native = nativeAddon<NativeFs>('mkportable-native', "reading extended attributes needs mkportable's native addon, which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-native` where mkportable is installed');
 
 /** Every extended attribute of `path` (a final symlink not followed) that this process may read; undefined when none. */
 export function readXattrs(path: Uint8Array): Record<string, Uint8Array> | undefined {
