@@ -9,7 +9,7 @@ import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
 import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit } from './units/load.js';
-import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
+import { addLoaderConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
 import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
@@ -189,10 +189,11 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true });
   await addUnitPrograms(closure, units);
   await addContents(closure, opts);
-  await addLdConfig(closure);
   if (from && !full) await keepSourceOwners(tree, source);
   addSymlinks(tree, opts);
   addMinimalEtc(tree, opts.mtime);
+  step('writing the loader configuration');
+  await addLoaderConfig(closure);
 
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);

@@ -45,7 +45,7 @@ export function isMkportableError(e: unknown): e is MkportableError {
 }
 
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
-export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC';
+export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'LD_CACHE_INVALID';
 
 export interface BuildWarning {
   code: WarningCode;

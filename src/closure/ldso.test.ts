@@ -4,7 +4,8 @@ import { promises as fs, existsSync, readdirSync, realpathSync, statSync } from 
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
+import { defaultLibDirs, expandOrigin, findLibrary, loaderFor, readLdSoConf, type LdCacheModel } from './ldso.js';
+import { parseLdCache } from '../formats/ldcache.js';
 import { realpathIn } from './realpath.js';
 import { readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { directorySource, hostSource } from '../sources/host.js';
@@ -29,7 +30,7 @@ interface Loaded { path: string; real: string; info: ElfInfo; origin: string; lo
  * satisfied by a loaded object (by requested name or DT_SONAME, or the same file) is not searched again,
  * and the RPATH chain follows the object that first caused a load.
  */
-async function closure(source: Source, exe: string, ldSoConfDirs: string[], lib = HOST_LIB) {
+async function closure(source: Source, exe: string, cache?: LdCacheModel, systemDirs?: string[], lib = HOST_LIB) {
   const mainReal = (await realpathIn(source, exe))!;
   const main: Loaded = { path: exe, real: mainReal, info: await elfOf(source, mainReal), origin: path.posix.dirname(mainReal) };
   const byName = new Map<string, Loaded>();
@@ -58,7 +59,7 @@ async function closure(source: Source, exe: string, ldSoConfDirs: string[], lib 
         }
       }
       const requester = { class: main.info.class, machine: main.info.machine, endian: main.info.endian, rpathChain, runpath };
-      const found = await findLibrary({ source, name, requester, ldSoConfDirs });
+      const found = await findLibrary({ source, name, requester, cache, systemDirs });
       if (!found) { missing.add(name); continue; }
       const real = (await realpathIn(source, found))!;
       let o = byReal.get(real);
@@ -208,16 +209,28 @@ const hostBinaries = (() => {
   return [...new Set(list.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
 })();
 
+/** The host's loader as the closure sees it, and its cache both ways: the real file, and the one we would write. */
+async function hostModels(source: Source) {
+  const interp = (await elfOf(source, realpathSync(process.execPath))).interpreter!;
+  const loader = await loaderFor(source, interp, { class: 64, machine: X86_64, flags: 0 });
+  const conf = await readLdSoConf(source);
+  const models: Array<[string, LdCacheModel | undefined]> = [['ld.so.conf', { dirs: [...conf, ...loader.systemDirs] }]];
+  if (existsSync('/etc/ld.so.cache')) models.push(['/etc/ld.so.cache', { file: parseLdCache(await fs.readFile('/etc/ld.so.cache'), '/etc/ld.so.cache') }]);
+  return { loader, models };
+}
+
 test('closure of host binaries matches ldd', { skip: (!LDD || !hostBinaries.length) && 'no ldd' }, async () => {
   const source = hostSource();
-  const conf = await readLdSoConf(source);
+  const { loader, models } = await hostModels(source);
   let compared = 0;
   for (const bin of hostBinaries) {
     const want = lddView(bin);
     if (!want.ok) continue; // static or not loadable here
-    const got = await closure(source, bin, conf);
-    assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${bin}\n${want.text}`);
-    assert.deepEqual([...got.missing].sort(), [...want.missing].sort(), bin);
+    for (const [label, cache] of models) {
+      const got = await closure(source, bin, cache, loader.systemDirs);
+      assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${bin} with ${label}\n${want.text}`);
+      assert.deepEqual([...got.missing].sort(), [...want.missing].sort(), bin);
+    }
     compared++;
   }
   assert.ok(compared >= 3, `compared ${compared}`);
@@ -225,7 +238,7 @@ test('closure of host binaries matches ldd', { skip: (!LDD || !hostBinaries.leng
 
 test('closure of a sample of /usr/bin matches ldd', { skip: (!LDD || !existsSync('/usr/bin')) && 'no ldd' }, async () => {
   const source = hostSource();
-  const conf = await readLdSoConf(source);
+  const { loader, models } = await hostModels(source);
   const names = readdirSync('/usr/bin').sort().filter((_, i) => i % 15 === 0);
   for (const n of names) {
     const p = path.join('/usr/bin', n);
@@ -238,8 +251,10 @@ test('closure of a sample of /usr/bin matches ldd', { skip: (!LDD || !existsSync
     if (head.toString('latin1') !== '\x7fELF') continue;
     const want = lddView(real);
     if (!want.ok) continue;
-    const got = await closure(source, real, conf);
-    assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${real}\n${want.text}`);
+    for (const [label, cache] of models) {
+      const got = await closure(source, real, cache, loader.systemDirs);
+      assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${real} with ${label}\n${want.text}`);
+    }
   }
 });
 
@@ -333,7 +348,7 @@ function lddTreeView(exe: string): Map<string, string> {
 }
 
 async function treeView(exe: string, conf: string[] = []): Promise<Map<string, string>> {
-  const { byName, missing } = await closure(src, exe, conf);
+  const { byName, missing } = await closure(src, exe, { dirs: conf });
   const m = new Map<string, string>();
   for (const [name, o] of byName) if (/^lib(mid|dep)/.test(name) && !name.startsWith('/')) m.set(name, o.path);
   for (const name of missing) if (/^lib(mid|dep)/.test(name)) m.set(name, 'not found');
@@ -374,22 +389,22 @@ test('wrong class and wrong machine earlier in the path are skipped', { skip: !c
   // A bare 52-byte ELF32 header is shorter than an Elf64_Ehdr: ld.so fails on it rather than skipping.
   await fs.writeFile(R('opt/app/lib32/libstub.so'), fakeElf(32, 3, 52));
   await assert.rejects(
-    findLibrary({ source: src, name: 'libstub.so', requester: req64({ runpath: ['/opt/app/lib32'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'libstub.so', requester: req64({ runpath: ['/opt/app/lib32'] }), }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID' && /too short/.test(e.message),
   );
   await fs.rm(R('opt/app/lib32/libstub.so'));
-  const r32 = await findLibrary({ source: src, name: 'libmid.so', requester: { class: 32, machine: 3, rpathChain: [], runpath: ['/opt/app/lib', '/opt/app/lib32'] }, ldSoConfDirs: [] });
+  const r32 = await findLibrary({ source: src, name: 'libmid.so', requester: { class: 32, machine: 3, rpathChain: [], runpath: ['/opt/app/lib', '/opt/app/lib32'] }, });
   assert.equal(r32, '/opt/app/lib32/libmid.so');
 });
 
-test('a non-ELF file earlier in RUNPATH is fatal, as for ld.so; in ld.so.conf dirs it is skipped', { skip: !canBuild && 'needs gcc on x86_64 Linux' }, async () => {
+test('a non-ELF file earlier in RUNPATH is fatal, as for ld.so; the cache of ld.so.conf dirs leaves it out', { skip: !canBuild && 'needs gcc on x86_64 Linux' }, async () => {
   await assert.rejects(
-    findLibrary({ source: src, name: 'libmid.so', requester: req64({ runpath: ['/opt/app/junk', '/opt/app/lib'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'libmid.so', requester: req64({ runpath: ['/opt/app/junk', '/opt/app/lib'] }), }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID' && e.subject === '/opt/app/junk/libmid.so',
   );
   // A directory where a library is expected is also fatal for ld.so (EISDIR).
   await assert.rejects(
-    findLibrary({ source: src, name: 'lib', requester: req64({ runpath: ['/opt/app'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'lib', requester: req64({ runpath: ['/opt/app'] }), }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID',
   );
   if (LDD) {
@@ -398,7 +413,7 @@ test('a non-ELF file earlier in RUNPATH is fatal, as for ld.so; in ld.so.conf di
   }
   const conf = await readLdSoConf(src);
   assert.deepEqual(conf, ['/opt/app/junk', '/opt/app/lib32', '/opt/app/lib']);
-  assert.equal(await findLibrary({ source: src, name: 'libmid.so', requester: req64(), ldSoConfDirs: conf }), '/opt/app/lib/libmid.so');
+  assert.equal(await findLibrary({ source: src, name: 'libmid.so', requester: req64(), cache: { dirs: conf } }), '/opt/app/lib/libmid.so');
 });
 
 test('ld.so.conf directories (via an include glob) resolve the whole closure', { skip: !canBuild && 'needs gcc on x86_64 Linux' }, async () => {
@@ -412,7 +427,7 @@ test('default dirs, merged /usr, absolute links inside the source, names with a 
   await fs.symlink('usr/lib64', R('lib64'));
   await fs.symlink('/opt/app/lib/libdep.so.1.0', R('usr/lib64/libdep.so.1'));
   await fs.symlink('/usr/lib/x86_64-linux-gnu/libc.so.6', R('usr/lib64/libc.so.6')); // host-only target
-  const find = (name: string, over = {}) => findLibrary({ source: src, name, requester: req64(over), ldSoConfDirs: [] });
+  const find = (name: string, over = {}) => findLibrary({ source: src, name, requester: req64(over), });
   // /lib64 comes first and is a link to usr/lib64: the answer names the physical directory.
   assert.equal(await find('libdep.so.1'), '/usr/lib64/libdep.so.1');
   assert.equal(await find('libc.so.6'), undefined);

@@ -220,7 +220,7 @@ test('synthetic ELF32/ELF64 in both byte orders, with and without a mapped strin
         const b = buildElf(spec);
         const info = await readElfInfo(memRead(b), b.length, 'synthetic');
         assert.deepEqual(info, {
-          class: is64 ? 64 : 32, endian: le ? 'le' : 'be', machine: is64 ? 43 : 20, osabi: 0, type: 3,
+          class: is64 ? 64 : 32, endian: le ? 'le' : 'be', machine: is64 ? 43 : 20, osabi: 0, type: 3, flags: 0,
           interpreter: '/lib/ld.so.1', needed: ['libfoo.so.1', 'libbar.so.2'], soname: 'libme.so.3', runpath: '$ORIGIN/../lib',
         }, JSON.stringify({ is64, le, mapStrtab }));
       }
