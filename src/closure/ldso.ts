@@ -220,7 +220,8 @@ export async function loaderFor(
   const facts = elfHeaderFacts(await source.read(readable, 0, 64));
   const info = await readElfInfo(reader(source, readable), size, readable).catch(() => undefined);
   return {
-    kind: 'glibc', interpreter, systemDirs: config.systemDirs, systemDirsFrom: `${interpreter}'s built-in list`,
+    kind: 'glibc', interpreter, systemDirs: config.systemDirs,
+    systemDirsFrom: `${interpreter}'s built-in list${config.confirmed ? '' : ' (found without its length table)'}`,
     soname: info?.soname, lib: config.systemDirs[0].slice(1) || undefined,
     cachePath: config.cachePath ?? LD_SO_CACHE, cacheFlags: ldCacheFlags(facts ?? requester), endian: facts?.endian ?? requester.endian,
   };

@@ -356,7 +356,7 @@ const DIR_STRING = /^\/[\x21-\x7e]*\/$/;
  * extra dirs), and next to it a table of their lengths as size_t (`system_dirs_len`). We look for runs
  * of consecutive NUL-terminated "/…/" strings in .rodata and take the longest one whose length table
  * (in the file's word size and byte order) is there too; without a table (a compiler could fold it
- * away), the longest run. Only runs of lib directories count. The file is never executed.
+ * away), the longest run of at least two. Only runs of lib directories count. The file is never executed.
  */
 export async function readGlibcLoaderConfig(read: ElfRead, size: number): Promise<GlibcLoaderConfig> {
   const got = await loaderRodata(read, size);
@@ -393,7 +393,9 @@ export async function readGlibcLoaderConfig(read: ElfRead, size: number): Promis
   // such as "/proc/self/fd/" do not, and a short one could meet a matching length table by chance.
   const libRuns = runs.filter((r) => r.every((s) => /lib/.test(s.text)));
   const confirmed = longest(libRuns.filter(hasLengthTable));
-  const chosen = confirmed ?? longest(libRuns);
+  // Unconfirmed, a lone "/…lib…/" string is too weak a sign (coreutils has "/.libs/"); glibc always has two
+  // dirs (slibdir and libdir) unless they are the same, and then the table is there in every build we know.
+  const chosen = confirmed ?? longest(libRuns.filter((r) => r.length >= 2));
   const cachePath = strings.find((s) => /^\/[\x21-\x7e]*\/ld\.so\.cache$/.test(s.text))?.text;
   return {
     systemDirs: chosen?.map((s) => s.text.replace(/\/+$/, '') || '/'),

@@ -134,7 +134,7 @@ export function libcmp(a: string | Uint8Array, b: string | Uint8Array): number {
       j++;
     }
   }
-  return -(j < q.length ? signed(q[j]) : 0);
+  return j < q.length ? -signed(q[j]) : 0;
 }
 
 /** ldconfig's order: names descending, then flags descending, hwcaps variants first; stable otherwise. */
