@@ -186,14 +186,17 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   planSkeleton(tree, opts, units, fields);
 
   step('resolving the closure');
-  const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true });
+  // With the whole rootfs in the image, its own loader configuration (cache included) is what will be used.
+  const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true, ldCache: full ? 'image' : 'build' });
   await addUnitPrograms(closure, units);
   await addContents(closure, opts);
   if (from && !full) await keepSourceOwners(tree, source);
   addSymlinks(tree, opts);
   addMinimalEtc(tree, opts.mtime);
-  step('writing the loader configuration');
-  await addLoaderConfig(closure);
+  if (!full) {
+    step('writing the loader configuration');
+    await addLoaderConfig(closure);
+  }
 
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);

@@ -419,7 +419,7 @@ export async function addLoaderConfig(c: Closure): Promise<void> {
   }
   const data = serializeLdCache({ entries, generator: 'mkportable', endian: glibc[0].endian });
   ensureDirs(c.tree, '/etc', c.mtime, 'skeleton');
-  // Replaces a cache the source tree brought along (closure: full): ours matches the image's files.
+  // A cache the source has describes the source's files, not the image's: ours takes its place.
   c.tree.entries.set(LD_SO_CACHE, {
     type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: c.mtime, reason: 'ld.so cache of the image\'s libraries',
     origin: 'generated', size: data.length, content: { kind: 'bytes', data },
