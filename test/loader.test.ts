@@ -15,7 +15,7 @@ import { realpathIn } from '../src/closure/realpath.js';
 import { directorySource } from '../src/sources/host.js';
 import { hasCommand, IN_CI, isRoot, runCommand, tempDir } from './support/env.js';
 import { waitFor } from './support/wait.js';
-import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
+import { portabledPrerequisites, startPortabledContainer, SYSTEMD_VERSIONS, type PortabledContainer } from './support/portabled.js';
 
 const FAST = 'gzip -Xcompression-level 1';
 const MULTIARCH = '/usr/lib/x86_64-linux-gnu';
@@ -316,40 +316,42 @@ if (missing.length && !IN_CI) {
       });
     });
 
-    const portabled = portabledPrerequisites();
-    describe('on real systemd-portabled', { skip: !portabled.ok && !IN_CI ? `portabled harness: ${portabled.reason}` : false }, () => {
-      let c: PortabledContainer;
-      before(async () => {
-        if (!portabled.ok) throw new Error(`prerequisite missing in CI: ${portabled.reason}`);
-        c = await startPortabledContainer();
-      });
-      after(async () => {
-        await c?.stop();
-      });
-
-      const cases = [
-        ['the glibc tree without ld.so.conf', 'glibc-minimal', 'gt', ['hello from glibc']],
-        ['the musl tree', 'musl', 'mt', ['hello from musl', 'hello from musl']],
-      ] as const;
-      for (const [what, key, name, lines] of cases) {
-        test(`${what} runs`, async () => {
-          const image = images[key];
-          assert.ok(image, 'built by an earlier test');
-          await c.copyIn(image, `/var/lib/portables/${name}_1.raw`);
-          const attach = await c.exec(['portablectl', 'attach', '--now', '--runtime', `${name}_1`], { allowFail: true });
-          assert.equal(attach.code, 0, `attach failed:\n${attach.stdout}${attach.stderr}`);
-          await waitFor(`${name}.service done`, async () => {
-            const state = (await c.exec(['systemctl', 'show', '-P', 'ActiveState', `${name}.service`], { allowFail: true })).stdout.trim();
-            return state === 'active' || state === 'failed' ? state : undefined;
-          });
-          const result = (await c.exec(['systemctl', 'show', '-P', 'Result', `${name}.service`])).stdout.trim();
-          const log = (await c.exec(['journalctl', '-u', `${name}.service`, '-o', 'cat', '--no-pager'], { allowFail: true })).stdout;
-          assert.equal(result, 'success', log);
-          assert.deepEqual(log.split('\n').filter((l) => l.startsWith('hello from')), [...lines]);
-          const detach = await c.exec(['portablectl', 'detach', '--now', '--runtime', `${name}_1`], { allowFail: true });
-          assert.equal(detach.code, 0, `detach failed:\n${detach.stdout}${detach.stderr}`);
+    for (const systemd of SYSTEMD_VERSIONS) {
+      const portabled = portabledPrerequisites({ systemd });
+      describe(`on real systemd-portabled ${systemd}`, { skip: !portabled.ok && !IN_CI ? `portabled harness: ${portabled.reason}` : false }, () => {
+        let c: PortabledContainer;
+        before(async () => {
+          if (!portabled.ok) throw new Error(`prerequisite missing in CI: ${portabled.reason}`);
+          c = await startPortabledContainer({ systemd });
         });
-      }
-    });
+        after(async () => {
+          await c?.stop();
+        });
+
+        const cases = [
+          ['the glibc tree without ld.so.conf', 'glibc-minimal', 'gt', ['hello from glibc']],
+          ['the musl tree', 'musl', 'mt', ['hello from musl', 'hello from musl']],
+        ] as const;
+        for (const [what, key, name, lines] of cases) {
+          test(`${what} runs`, async () => {
+            const image = images[key];
+            assert.ok(image, 'built by an earlier test');
+            await c.copyIn(image, `/var/lib/portables/${name}_1.raw`);
+            const attach = await c.exec(['portablectl', 'attach', '--now', '--runtime', `${name}_1`], { allowFail: true });
+            assert.equal(attach.code, 0, `attach failed:\n${attach.stdout}${attach.stderr}`);
+            await waitFor(`${name}.service done`, async () => {
+              const state = (await c.exec(['systemctl', 'show', '-P', 'ActiveState', `${name}.service`], { allowFail: true })).stdout.trim();
+              return state === 'active' || state === 'failed' ? state : undefined;
+            });
+            const result = (await c.exec(['systemctl', 'show', '-P', 'Result', `${name}.service`])).stdout.trim();
+            const log = (await c.exec(['journalctl', '-u', `${name}.service`, '-o', 'cat', '--no-pager'], { allowFail: true })).stdout;
+            assert.equal(result, 'success', log);
+            assert.deepEqual(log.split('\n').filter((l) => l.startsWith('hello from')), [...lines]);
+            const detach = await c.exec(['portablectl', 'detach', '--now', '--runtime', `${name}_1`], { allowFail: true });
+            assert.equal(detach.code, 0, `detach failed:\n${detach.stdout}${detach.stderr}`);
+          });
+        }
+      });
+    }
   });
 }
