@@ -283,10 +283,15 @@ async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: 
       throw e;
     }
     if (!found) {
-      const searched = [...rpathChain, ...ownRunpath, ...(cache ? ['dirs' in cache ? `the ld.so cache of ${cache.dirs.join(':')}` : `${loader.cachePath}`] : [])];
+      const searched: string[] = [];
+      const own = [...(ownRunpath.length ? [] : rpathChain), ...ownRunpath];
+      if (own.length) searched.push(`${loader.kind === 'musl' || ownRunpath.length ? 'RUNPATH/RPATH' : 'RPATH'} ${own.join(':')}`);
+      if (cache && 'file' in cache) searched.push(`the cache ${loader.cachePath}`);
+      const confDirs = cache && 'dirs' in cache ? cache.dirs.slice(0, cache.dirs.length - loader.systemDirs.length) : [];
+      if (confDirs.length) searched.push(`the ld.so cache of /etc/ld.so.conf's ${confDirs.join(':')}`);
+      searched.push(`the system directories ${loader.systemDirs.join(':') || '(none)'} (${loader.systemDirsFrom})`);
       fail(c, why, new MkportableError('DEPENDENCY_MISSING',
-        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${[...searched, ...loader.systemDirs].join(':')}; ` +
-        `system directories of ${loader.interpreter}: ${loader.systemDirsFrom})`, obj), 'library-missing');
+        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(', ')})`, obj), 'library-missing');
       continue;
     }
     const libWhy = { ...why, reason: `library of ${obj}` };
