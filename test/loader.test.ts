@@ -249,6 +249,7 @@ if (missing.length && !IN_CI) {
       write(htree, 'etc/ld.so.conf.d/libc.conf', '# libc default configuration\n/usr/local/lib\n');
       write(htree, 'etc/ld.so.conf.d/x86_64-linux-gnu.conf', `/usr/local/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu\n${MULTIARCH}\n`);
       write(htree, 'etc/ld.so.conf.d/app.conf', '/opt/app/lib\n');
+      write(htree, 'etc/ld.so.conf.d/app.conf.dpkg-old', '/opt/app/lib\n'); // not matched by the include glob
       if (existsSync('/etc/ld.so.cache')) copyFileSync('/etc/ld.so.cache', path.join(htree, 'etc/ld.so.cache'));
       // An app whose library only ld.so.conf (through the cache) makes visible.
       const c = path.join(work, 'c');

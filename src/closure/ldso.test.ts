@@ -171,7 +171,9 @@ test('readLdSoConf: comments, hwcap, separators, relative and absolute include g
   await w('srv/extra.d/abx.conf', '/not/matched/by/question/mark\n');
   await fs.symlink('/srv/extra.d', path.join(root, 'etc/extra')); // absolute: must resolve inside root
   const src = directorySource(root);
-  assert.deepEqual(await readLdSoConf(src), ['/first/dir', '/from/10', '/from/20', '/a', '/b', '/c', '/d', '/from/extra']);
+  const files: string[] = [];
+  assert.deepEqual(await readLdSoConf(src, undefined, files), ['/first/dir', '/from/10', '/from/20', '/a', '/b', '/c', '/d', '/from/extra']);
+  assert.deepEqual(files, ['/etc/ld.so.conf', '/etc/ld.so.conf.d/10-a.conf', '/etc/ld.so.conf.d/20-b.conf', '/etc/extra/ax.conf']);
   assert.deepEqual(await readLdSoConf(src, '/etc/missing.conf'), []);
   assert.deepEqual(await readLdSoConf(src, '/etc/ld.so.conf.d/10-a.conf'), ['/from/10', '/first/dir']);
 });

@@ -20,10 +20,11 @@ import { realpathIn } from './realpath.js';
 
 /**
  * Directories named by an ld.so.conf, in order, with `include` globs expanded (sorted, like glob(3)).
+ * `included` collects the files read, as named (the top file first).
  * Modern ldconfig takes a whole line as one directory; the older "separated by whitespace, ':' or ','"
  * syntax is accepted too because no real directory list relies on those characters being in a name.
  */
-export async function readLdSoConf(source: Source, file = '/etc/ld.so.conf'): Promise<string[]> {
+export async function readLdSoConf(source: Source, file = '/etc/ld.so.conf', included?: string[]): Promise<string[]> {
   const dirs: string[] = [];
   // Files being read right now: an include of one of them is a cycle, which ldconfig itself would
   // recurse on forever; we skip it. Re-including a finished file is allowed (its dirs dedupe below).
@@ -33,6 +34,7 @@ export async function readLdSoConf(source: Source, file = '/etc/ld.so.conf'): Pr
     const real = await realpathIn(source, conf);
     if (!real || active.has(real) || (await source.lstat(real))?.type !== 'file') return;
     active.add(real);
+    if (included && !included.includes(conf)) included.push(conf);
     try {
       const text = new TextDecoder().decode(await source.readFile(real));
       for (const raw of text.split('\n')) {

@@ -403,17 +403,14 @@ export async function addLoaderConfig(c: Closure): Promise<void> {
   if (glibc.length === 0) return;
 
   const image = treeSource(c.tree);
-  if (await c.source.lstat('/etc/ld.so.conf')) await addPath(c, '/etc/ld.so.conf', why);
-  const confD = await realpathIn(c.source, '/etc/ld.so.conf.d').catch(() => undefined);
-  if (confD && (await c.source.lstat(confD))?.type === 'dir') {
-    for (const name of (await c.source.readdir(confD)).sort()) {
-      const dirs = await readLdSoConf(c.source, `/etc/ld.so.conf.d/${name}`);
-      if (await someHasContent(image, dirs)) await addPath(c, `/etc/ld.so.conf.d/${name}`, why);
-    }
+  const files: string[] = [];
+  const conf = await readLdSoConf(c.source, '/etc/ld.so.conf', files);
+  const [top, ...pieces] = files;
+  if (top) await addPath(c, top, why);
+  for (const piece of pieces) {
+    if (await someHasContent(image, await readLdSoConf(c.source, piece))) await addPath(c, piece, why);
   }
 
-  c.ldSoConf ??= readLdSoConf(c.source);
-  const conf = await c.ldSoConf;
   const entries: LdCacheEntry[] = [];
   const seen = new Set<string>();
   for (const l of glibc) {
