@@ -11,7 +11,7 @@ import { portableService, type BuildResult } from '../src/index.js';
 import { inspectPath } from '../src/inspect/index.js';
 import { lookupLdCache, parseLdCache } from '../src/formats/ldcache.js';
 import { readLdSoConf } from '../src/closure/ldso.js';
-import { realpathIn } from '../src/closure/realpath.js';
+import { realpathIn } from '../src/sources/realpath.js';
 import { directorySource } from '../src/sources/host.js';
 import { hasCommand, IN_CI, isRoot, runCommand, tempDir } from './support/env.js';
 import { waitFor } from './support/wait.js';

@@ -8,7 +8,7 @@ import {
   defaultLibDirs, expandOrigin, findLibrary, ldCacheEntries, loaderFor, loaderForLibrary, loaderProvides, readLdSoConf, type LdCacheModel,
 } from './ldso.js';
 import { lookupLdCache, parseLdCache, serializeLdCache } from '../formats/ldcache.js';
-import { realpathIn } from './realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 import { readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { directorySource, hostSource } from '../sources/host.js';
 import type { Source } from '../sources/source.js';

@@ -13,7 +13,7 @@ import { MkportableError } from '../errors.js';
 import { elfHeaderFacts, ET_DYN, isElfMagic, readElfInfo, readGlibcLoaderConfig, readMuslLoaderConfig, type ElfRead } from '../formats/elf.js';
 import { ldCacheFlags, lookupLdCache, type LdCache, type LdCacheEntry } from '../formats/ldcache.js';
 import type { Source } from '../sources/source.js';
-import { realpathIn } from './realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 
 // ---------------------------------------------------------------------------------------------------
 // ld.so.conf

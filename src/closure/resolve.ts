@@ -10,14 +10,10 @@ import {
 } from './ldso.js';
 import { parseLdCache, serializeLdCache, type LdCacheEntry } from '../formats/ldcache.js';
 import { treeSource } from '../plan/tree-source.js';
-import { realpathIn } from './realpath.js';
+import { findInPath, MAX_SYMLINKS, realpathIn } from '../sources/realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
-
-/** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
-export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
-
-const MAX_SYMLINKS = 40;
 
 /** Why a path is being added: shown in the BuildResult, and whether a missing dependency is fatal. */
 export interface Why {
@@ -25,7 +21,7 @@ export interface Why {
   /** Fatal when a dependency is missing (unit programs); otherwise a warning (files inside contents folders). */
   strict: boolean;
   /** PATH used for `#!/usr/bin/env NAME`. */
-  envPath: string[];
+  envPath: readonly string[];
 }
 
 export interface Closure {
@@ -375,18 +371,6 @@ async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array
     return;
   }
   await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
-}
-
-/** The first `dir/name` that is an executable regular file (following symlinks inside the source). */
-export async function findInPath(source: Source, name: string, dirs: string[]): Promise<string | undefined> {
-  for (const dir of dirs) {
-    const cand = normalizeImagePath(`${dir}/${name}`);
-    const real = await realpathIn(source, cand);
-    if (!real) continue;
-    const st = await source.lstat(real);
-    if (st?.type === 'file' && (st.mode & 0o111) !== 0) return cand;
-  }
-  return undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createTree } from './tree.js';
 import { addEntry } from './add.js';
 import { treeSource } from './tree-source.js';
-import { realpathIn } from '../closure/realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 
 test('the image tree read as a Source: stat, links, listings and bytes as the image will have them', async () => {
   const tree = createTree();
