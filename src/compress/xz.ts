@@ -13,7 +13,7 @@ import {
   needOptions,
   optionsBlock,
   ownCopy,
-  requireNative,
+  nativeAddon,
   trimOutput,
   type OptionWord,
 } from './common.js';
@@ -27,10 +27,12 @@ interface XzBinding {
   version(): string;
 }
 
-const native = requireNative('mkportable-xz') as XzBinding;
+/** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
+export const xzBinding = nativeAddon<XzBinding>('mkportable-native', "xz compression needs mkportable's native addon (liblzma binding), which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-native` where mkportable is installed');
 
 /** liblzma's version, for reports. */
-export const xzLibraryVersion = (): string => native.version();
+export const xzLibraryVersion = (): string => xzBinding().version();
 
 /** Index = the filter's bit in the options block; id = liblzma's filter id. */
 export const XZ_BCJ_FILTERS = [
@@ -265,7 +267,7 @@ export class XzCompressor extends BaseCompressor {
     let bestLength = -1;
     for (const bcj of [0, ...this.#bcjIds]) {
       const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
-      const n = native.encode(data, bcj, dict, out.subarray(0, limit));
+      const n = xzBinding().encode(data, bcj, dict, out.subarray(0, limit));
       if (n >= 0) {
         best = out;
         bestLength = n;
@@ -292,7 +294,7 @@ export class XzCompressor extends BaseCompressor {
     const out = new Uint8Array(Math.max(1, maxSize));
     let n: number;
     try {
-      n = native.decode(data, out);
+      n = xzBinding().decode(data, out);
     } catch (e) {
       if ((e as { code?: string }).code === 'LZMA_BUF_ERROR') throw corrupt(`xz block decompresses to more than ${maxSize} bytes`);
       throw corrupt(`xz block does not decompress (${(e as Error).message})`);
