@@ -18,7 +18,7 @@ import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
 import { parseUnitFile } from './formats/unitfile.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
 import { unitDirectories } from './units/directories.js';
-import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
+import { addContentNeeds, addLoaderConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
 import {
   EXTENSION_UNIT_DIR, IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS, USERDB_BIND, isPortableUnitType, unitMatchesPrefix, type ImageKind,
 } from './systemd/portabled.js';
@@ -126,10 +126,14 @@ async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: st
 
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
-    const closure = await resolveClosure(tree, opts, base ? overlaySource([input.source, base.source], `${input.source.name}+${base.source.name}`) : input.source, units, contents);
+    const closure = await resolveClosure(tree, opts, input, base, units, contents);
     const nssSystemd = opts.kind === 'portable' && opts.dynamicUserLookup && (await addNssSystemd(closure, units));
     await finishTree(tree, opts, input, nssSystemd);
     const excluded = await leaveOutExcluded(closure, opts);
+    if (loaderConfigOf(opts, input) === 'written') {
+      step('writing the loader configuration');
+      await addLoaderConfig(closure);
+    }
     const provided = release ? await pruneAgainstBase(tree, base?.source, opts.kind, new Set(units.map((u) => unitPath(opts, u)))) : [];
 
     const written = await writeChecked(tree, opts, step, base);
@@ -215,7 +219,7 @@ async function planOsRelease(opts: ResolvedOptions, source: Source): Promise<[st
 
 /** The tree the skeleton and the closure are added to: the whole rootfs with closure "full", else empty. */
 async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<{ tree: ImageTree; warnings: BuildWarning[] }> {
-  if (!input.from || opts.closure !== 'full') return { tree: createTree(), warnings: [] };
+  if (!wholeRootfs(opts, input)) return { tree: createTree(), warnings: [] };
   const tree = await planWholeRootfs(input.source, opts.mtime, units);
   return { tree, warnings: opts.keepSourceUnits ? [] : leaveOutSourceUnits(tree, opts.pname, units) };
 }
@@ -272,16 +276,37 @@ function addUnitFiles(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
   }
 }
 
-/** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
-async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
-  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true, exclude: globMatcher(opts.exclude) });
+/**
+ * What files, units, contents, symlinks and packages need, found with the loader configuration the image will run
+ * with (loaderConfigOf); when mkportable writes it, that happens once the tree is complete (addLoaderConfig).
+ */
+async function resolveClosure(
+  tree: ImageTree, opts: ResolvedOptions, input: Input, base: OpenedBase | undefined, units: LoadedUnit[], contents: readonly string[],
+): Promise<Closure> {
+  const source = base ? overlaySource([input.source, base.source], `${input.source.name}+${base.source.name}`) : input.source;
+  const written = loaderConfigOf(opts, input) === 'written';
+  const closure = createClosure(source, tree, opts.mtime, [], {
+    nixStore: true, exclude: globMatcher(opts.exclude), ldCache: written ? 'build' : 'image', ldCacheSource: base?.source ?? input.source,
+  });
   await placeFiles(closure, opts);
   await addUnitPrograms(closure, units);
   await addContents(closure, contents, opts.symlinks);
   await addPackages(closure, opts.packages);
-  await addLdConfig(closure);
   return closure;
 }
+
+/**
+ * Whose loader configuration (/etc/ld.so.cache, musl's path file) the programs will run with: a portable image's
+ * own, which mkportable writes for it; with closure "full" the rootfs's, as it is; an extension's /etc is not
+ * overlaid, so its base's (or, without a base, the source's, e.g. the host a sysext is merged into).
+ */
+function loaderConfigOf(opts: ResolvedOptions, input: Input): 'written' | 'kept' | 'base' {
+  if (opts.kind !== 'portable') return 'base';
+  return wholeRootfs(opts, input) ? 'kept' : 'written';
+}
+
+/** closure "full" from a rootfs: the image is that rootfs, as it is, plus the skeleton. */
+const wholeRootfs = (opts: ResolvedOptions, input: Input) => input.from !== undefined && opts.closure === 'full';
 
 async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
   for (const u of units) {

@@ -109,7 +109,9 @@ export function asMkportableError(e: unknown, classify: (file: string | undefine
 }
 
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
-export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'COMMAND_UNRESOLVED' | 'COMMAND_NOT_FOUND' | 'SOURCE_UNIT_LEFT_OUT';
+export type WarningCode =
+  | 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'COMMAND_UNRESOLVED' | 'COMMAND_NOT_FOUND' | 'SOURCE_UNIT_LEFT_OUT'
+  | 'LD_CACHE_INVALID';
 
 export interface BuildWarning {
   code: WarningCode;
