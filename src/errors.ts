@@ -25,7 +25,10 @@ export type ErrorCode =
   | 'IMAGE_UNSUPPORTED'
   | 'ARCHIVE_INVALID'
   | 'DIGEST_MISMATCH'
-  | 'DEVICE_REFUSED';
+  | 'DEVICE_REFUSED'
+  | 'PREREQUISITE_MISSING'
+  | 'RELEASE_CONFLICT'
+  | 'SIGNING_FAILED';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;

@@ -28,6 +28,10 @@ Usage:
   mkportable cat IMAGE PATH                    print a file from a squashfs image
   mkportable pack DIR IMAGE [--squash-compression C] [--squash-block-size B] [--all-root] [--mksquashfs]
                                                squashfs of a whole folder, owners and times kept
+  mkportable try IMAGE [--extension EXT]... [--systemd 252|257] [--profile P] [--check CMD] [--keep]
+                                               attach it in a throwaway systemd with real portabled (root)
+  mkportable publish IMAGE... --to DIR [--compress xz|gz] [--gpg-key ID] [--url URL]
+                                               add images to a release folder for systemd-sysupdate
   mkportable --help | --version
 
 CONFIG_OR_DIR is a portable.config.{ts,mts,js,mjs,json} or a folder holding one
@@ -184,6 +188,72 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
   return 0;
 }
 
+async function tryCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    extension: { type: 'string', multiple: true }, systemd: { type: 'string' }, profile: { type: 'string' },
+    check: { type: 'string' }, 'check-timeout': { type: 'string' }, keep: { type: 'boolean' },
+  });
+  if (positionals.length !== 1) throw new UsageError('try takes one image (.raw file)');
+  const systemd = values.systemd === undefined ? undefined : Number(values.systemd);
+  if (systemd !== undefined && systemd !== 252 && systemd !== 257) throw new UsageError(`--systemd ${values.systemd}: choose 252 or 257`);
+  const checkTimeout = values['check-timeout'] === undefined ? undefined : Number(values['check-timeout']);
+  if (checkTimeout !== undefined && !(checkTimeout > 0)) throw new UsageError(`--check-timeout ${values['check-timeout']}: seconds, more than 0`);
+  const { tryImage } = await import('../try/try.js');
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const result = await tryImage({
+    image: positionals[0],
+    extensions: values.extension as string[] | undefined,
+    systemd: systemd as 252 | 257 | undefined,
+    profile: values.profile as string | undefined,
+    check: values.check as string | undefined,
+    checkTimeoutMs: checkTimeout === undefined ? undefined : checkTimeout * 1000,
+    log: out,
+    progress: (line) => process.stderr.write(`${line}\n`),
+    keepUntil: values.keep
+      ? async (c) => {
+          const { leaveSignalsToCaller } = await import('../try/container.js');
+          leaveSignalsToCaller(true);
+          out(`kept running: enter it with  nsenter -t ${c.pid} -a -- bash   (Ctrl-C here detaches and stops it)`);
+          await new Promise<void>((resolve) => {
+            const alive = setInterval(() => {}, 1 << 30); // signal listeners alone do not keep node running
+            const done = () => {
+              clearInterval(alive);
+              process.off('SIGINT', done);
+              process.off('SIGTERM', done);
+              resolve();
+            };
+            process.on('SIGINT', done);
+            process.on('SIGTERM', done);
+          });
+          leaveSignalsToCaller(false);
+        }
+      : undefined,
+  });
+  out(result.ok ? 'PASS' : 'FAIL');
+  return result.ok ? 0 : 1;
+}
+
+async function publishCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    to: { type: 'string' }, compress: { type: 'string' }, 'gpg-key': { type: 'string' }, url: { type: 'string' },
+  });
+  if (positionals.length === 0) throw new UsageError('publish takes one or more images');
+  if (values.to === undefined) throw new UsageError('publish needs --to DIR (the release folder)');
+  const compress = values.compress as string | undefined;
+  if (compress !== undefined && compress !== 'xz' && compress !== 'gz') throw new UsageError(`--compress ${compress}: choose xz or gz`);
+  const { publish } = await import('../publish/publish.js');
+  const r = await publish({
+    images: positionals,
+    to: values.to as string,
+    compress: compress as 'xz' | 'gz' | undefined,
+    gpgKey: values['gpg-key'] as string | undefined,
+    url: values.url as string | undefined,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  process.stdout.write(`client transfer files: ${r.transfers.map((t) => path.join(path.relative(process.cwd(), r.dir) || '.', t)).join(' ')}\n`);
+  return 0;
+}
+
 async function inspect(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
@@ -226,6 +296,10 @@ export async function main(argv: string[]): Promise<number> {
         return await readImageCommand(cmd, rest);
       case 'inspect':
         return await inspect(rest);
+      case 'try':
+        return await tryCommand(rest);
+      case 'publish':
+        return await publishCommand(rest);
       default:
         throw new UsageError(`unknown command '${cmd}' (try: mkportable --help)`);
     }

@@ -301,3 +301,12 @@ export class XzCompressor extends BaseCompressor {
     return trimOutput(out, n);
   }
 }
+
+/** A whole file as one .xz stream (preset 6, 8 MiB dictionary, CRC32): what `xz -6` makes, for release folders. */
+export function xzWholeFile(data: Uint8Array): Uint8Array {
+  // Incompressible input grows by a little: liblzma's bound is about input + 1/4096 + headers.
+  const out = new Uint8Array(data.length + (data.length >> 8) + 65536);
+  const n = native.encode(data, 0, 8 << 20, out);
+  if (n < 0) throw new Error('xz: output larger than its bound');
+  return out.subarray(0, n);
+}

@@ -432,6 +432,15 @@ interface Active {
 }
 const active = new Set<Active>();
 let cleanupRegistered = false;
+let signalsToCaller = false;
+
+/**
+ * While on, SIGINT/SIGTERM/SIGHUP are left to the caller (who then stops its containers itself, e.g. `try --keep`
+ * detaching on Ctrl-C); the exit handler and the watchdogs still clean up.
+ */
+export function leaveSignalsToCaller(on: boolean): void {
+  signalsToCaller = on;
+}
 
 /**
  * Makes sure containers are stopped when the process exits (normally, via an uncaught error, or
@@ -446,6 +455,7 @@ export function registerPortabledCleanup(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const handler = (): void => {
+      if (signalsToCaller) return;
       void stopAllPortabledContainers().finally(() => {
         process.removeListener(sig, handler);
         process.kill(process.pid, sig);
