@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { MkportableError } from '../errors.js';
 import { parseSums, renderSums } from './sums.js';
-import { renderTransfer, transferName, type ReleaseKind } from './transfer.js';
+import { componentDir, renderTransfer, transferName, type ReleaseKind } from './transfer.js';
 
 export type ReleaseCompression = 'xz' | 'gz';
 
@@ -257,12 +257,14 @@ export async function publish(opts: PublishOptions): Promise<PublishResult> {
     const transfers: [string, string][] = [];
     const kinds = new Map<string, { pname: string; kind: ReleaseKind }>();
     for (const input of inputs) for (const f of input.files) kinds.set(transferName(input.pname, f.kind), { pname: input.pname, kind: f.kind });
-    await fs.mkdir(path.join(dir, 'sysupdate.d'), { recursive: true });
     for (const [name, { pname, kind }] of [...kinds].sort()) {
+      // Laid out as on the client: <folder>/sysupdate.<pname>.d/ → /etc/sysupdate.<pname>.d/.
+      const sub = path.basename(componentDir(pname));
+      await fs.mkdir(path.join(dir, sub), { recursive: true });
       const text = renderTransfer({ pname, kind, url, signed: Boolean(opts.gpgKey) });
       for (const ext of ['.transfer', '.conf']) {
-        const rel = `sysupdate.d/${name}${ext}`;
-        const tmp = path.join(dir, 'sysupdate.d', `.${name}${ext}.${process.pid}.tmp`);
+        const rel = `${sub}/${name}${ext}`;
+        const tmp = path.join(dir, sub, `.${name}${ext}.${process.pid}.tmp`);
         staged.push(tmp);
         await fs.writeFile(tmp, text, { flag: 'wx', mode: 0o644 });
         transfers.push([tmp, rel]);

@@ -17,6 +17,14 @@ export interface TransferSpec {
   signed: boolean;
 }
 
+/**
+ * Every transfer in one sysupdate.d folder belongs to one update set (all must offer the same version), so each
+ * portable service gets its own component folder: `/etc/sysupdate.<pname>.d`, used with `--component=<pname>`.
+ */
+export function componentDir(pname: string): string {
+  return `/etc/sysupdate.${pname}.d`;
+}
+
 /** The transfer file's name without its extension (`.transfer` for systemd ≥ 257, `.conf` before). */
 export function transferName(pname: string, kind: ReleaseKind): string {
   // sysupdate runs transfers in name order; the image sorts before its sidecars.
@@ -27,8 +35,8 @@ export function renderTransfer(t: TransferSpec): string {
   const local = `${t.pname}_@v${t.kind.suffix}`;
   return [
     `# systemd-sysupdate: ${t.pname}${t.kind.suffix} from ${t.url}, written by mkportable publish.`,
-    '# Install as /etc/sysupdate.d/<this name>.transfer (systemd >= 257) or .conf (before 257), then run',
-    '# /usr/lib/systemd/systemd-sysupdate update; after an update, `portablectl reattach --now ' + t.pname + '`.',
+    `# Install in ${componentDir(t.pname)}/ (the .transfer file for systemd >= 257, the .conf one before), then run`,
+    `# /usr/lib/systemd/systemd-sysupdate --component=${t.pname} update && portablectl reattach --now ${t.pname}`,
     '[Transfer]',
     `Verify=${t.signed ? 'yes' : 'no'}`,
     '',
