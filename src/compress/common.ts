@@ -2,6 +2,9 @@
  * Pieces every compressor module shares: the error constructors, option-word handling and the async wrappers.
  */
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { MkportableError } from '../errors.js';
 import type { CompressorSpec, SyncCompressor } from './types.js';
 
@@ -21,6 +24,20 @@ export function unsupported(what: string): MkportableError {
 
 /** Loads a native binding (CommonJS) from an ESM module. */
 export const requireNative = createRequire(import.meta.url);
+
+/**
+ * mkportable's own xz binding (native/xz.c), compiled by node-gyp when the package is installed (binding.gyp at
+ * the package root). Older checkouts built it inside src/compress/native; that place still works.
+ */
+export function loadXzBinding(): unknown {
+  const root = packageRoot();
+  const places = ['build/Release/mkportable_xz.node', 'src/compress/native/build/Release/mkportable_xz.node'].map((p) => path.join(root, p));
+  const found = places.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(`mkportable's xz binding is not built (${places[0]}): run 'npm rebuild mkportable' with liblzma-dev, python3, make and g++ installed`);
+  }
+  return requireNative(found);
+}
 
 /** One -X option of a compressor: `value` is the next word when the option takes one. */
 export interface OptionWord {

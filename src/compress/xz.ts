@@ -13,7 +13,7 @@ import {
   needOptions,
   optionsBlock,
   ownCopy,
-  requireNative,
+  loadXzBinding,
   trimOutput,
   type OptionWord,
 } from './common.js';
@@ -27,7 +27,7 @@ interface XzBinding {
   version(): string;
 }
 
-const native = requireNative('mkportable-xz') as XzBinding;
+const native = loadXzBinding() as XzBinding;
 
 /** liblzma's version, for reports. */
 export const xzLibraryVersion = (): string => native.version();

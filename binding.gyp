@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "mkportable_xz",
-      "sources": ["xz.c"],
+      "sources": ["src/compress/native/xz.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "libraries": ["-llzma"]
     }
