@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, readFileSync } from 'node:fs';
+import { packageRoot } from './package-root.js';
+import { spdxForImage } from './sbom/spdx.js';
 import path from 'node:path';
 import { MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig } from './config/options.js';
@@ -15,6 +17,7 @@ import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { readPackageDb, type DistroPackage } from './packages/db.js';
 import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
 export interface BuildFile {
@@ -28,6 +31,21 @@ export interface BuildFile {
   origin: string;
   /** Why it is in the image. */
   reason: string;
+  /** The distribution package that installed it in the source (dpkg's or apk's id, e.g. `libc6:amd64`), when known. */
+  package?: string;
+}
+
+/** A distribution package some of the image's files come from. */
+export interface BuildPackage {
+  id: string;
+  name: string;
+  version: string;
+  architecture: string;
+  manager: 'dpkg' | 'apk';
+  sourcePackage?: string;
+  license?: string;
+  /** How many of the image's entries it installed. */
+  files: number;
 }
 
 export interface BuildResult {
@@ -47,6 +65,8 @@ export interface BuildResult {
   nixStorePaths: string[];
   /** Bytes searched for store path references while computing those closures. */
   bytesScanned: number;
+  /** Packages of the source's package database (dpkg, apk) that files of the image belong to, sorted by id. */
+  packages: BuildPackage[];
 }
 
 export interface BuildHooks {
@@ -54,6 +74,8 @@ export interface BuildHooks {
   progress?: (step: string) => void;
   /** Where binaries come from; the build host by default. */
   source?: Source;
+  /** Also write an SPDX 2.3 JSON SBOM of the image to this file (written and renamed together with the image). */
+  sbom?: string;
 }
 
 const UNIT_DIR = '/etc/systemd/system';
@@ -115,6 +137,26 @@ function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
       throw e;
     }
   }
+}
+
+/** Names, per file taken from the source, the package that installed it there; lists those packages. */
+async function attributePackages(files: BuildFile[], source: Source): Promise<BuildPackage[]> {
+  const db = await readPackageDb(source);
+  if (!db) return [];
+  const counts = new Map<DistroPackage, number>();
+  const prefix = `${source.name}:`;
+  await Promise.all(files.map(async (f) => {
+    if (f.type === 'dir' || !f.origin.startsWith(prefix)) return;
+    const owner = await db.owner(f.origin.slice(prefix.length));
+    if (!owner) return;
+    f.package = owner.id;
+    counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  }));
+  return [...counts].map(([p, n]) => ({ ...p, files: n })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function toolVersion(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function listFiles(tree: ImageTree): BuildFile[] {
@@ -199,24 +241,39 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   await fs.mkdir(opts.outDir, { recursive: true });
   const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
+  let sbomTmp: string | undefined;
   try {
     await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
     const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
     const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
+    const files = listFiles(tree);
+    step('naming the packages files come from');
+    const packages = await attributePackages(files, source);
+    if (hooks.sbom) {
+      step(`writing the SBOM ${hooks.sbom}`);
+      const doc = await spdxForImage({ imageFile: tmp, result: { name, sha256, files, packages, osRelease: Object.fromEntries(fields) }, created: opts.mtime, toolVersion: toolVersion() });
+      sbomTmp = path.join(path.dirname(path.resolve(hooks.sbom)), `.${path.basename(hooks.sbom)}.${process.pid}.${Date.now()}.tmp`);
+      await fs.writeFile(sbomTmp, JSON.stringify(doc, null, 2) + '\n', { flag: 'wx' }).catch((e: Error) => {
+        throw new MkportableError('OUTPUT_FAILED', `${hooks.sbom}: cannot write the SBOM: ${e.message}`, hooks.sbom);
+      });
+    }
     await fs.rename(tmp, image);
+    if (sbomTmp) await fs.rename(sbomTmp, path.resolve(hooks.sbom!));
     return {
       image, name, size: st.size, sha256, backend: opts.backend, problems,
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(fields),
-      files: listFiles(tree),
+      files,
       warnings,
       nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+      packages,
     };
   } catch (e) {
     await fs.rm(tmp, { force: true });
+    if (sbomTmp) await fs.rm(sbomTmp, { force: true });
     throw e;
   }
 }

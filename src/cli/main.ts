@@ -40,13 +40,14 @@ CONFIG_OR_DIR is a portable.config.{ts,mts,js,mjs,json} or a folder holding one
 
 Build options:
   --json                            print the BuildResult as one JSON object on stdout
+  --sbom FILE                       also write an SPDX 2.3 JSON SBOM (files with sha256, packages)
 ${SETTINGS.map(optionHelp).join('\n')}
 
 Exit status: 0 success, 1 build failure, 2 usage error.
 `;
 
 function buildFlags(): ParseArgsConfig['options'] {
-  const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+  const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, sbom: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
   for (const s of SETTINGS) {
     const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
     options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
@@ -131,7 +132,8 @@ async function build(args: string[]): Promise<number> {
     config = await loadConfigFile(await findConfig(target ?? '.'));
   }
   const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
-  const result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress });
+  const sbom = values.sbom === undefined ? undefined : path.resolve(values.sbom as string);
+  const result = await portableService({ ...config, ...flags } as PortableServiceConfig, { progress, sbom });
   for (const w of result.warnings) process.stderr.write(`warning: ${w.message}\n`);
   for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${p.message}\n`);
   if (values.json) process.stdout.write(JSON.stringify(result) + '\n');
