@@ -35,7 +35,7 @@ if (flag('child')) await child();
 else await parent();
 
 async function child() {
-  const harness = await import(pathToFileURL(path.join(REPO, 'src/squashfs/read/fuzz-harness.ts')).href);
+  const harness = await import(pathToFileURL(path.join(REPO, 'test/support/squashfs-fuzz.ts')).href);
   const seed0 = Number(opt('seed', 1));
   const end = Number(opt('end', Infinity));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqfs-fuzz-'));

@@ -1,24 +1,35 @@
+/**
+ * A build, as the list of named steps in portableService(): resolve the options (once; frozen), open the input,
+ * read the units, plan the tree (the rootfs, the skeleton), resolve the closure, finish the tree, then write the
+ * image and check it by inspect's rules. Each step takes and returns plain data.
+ */
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs, readFileSync } from 'node:fs';
-import { packageRoot } from './package-root.js';
-import { spdxForImage } from './sbom/spdx.js';
 import path from 'node:path';
 import { MkportableError, type BuildWarning } from './errors.js';
-import type { PortableServiceConfig } from './config/options.js';
+import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
 import { createTree, walkTree, type ImageTree } from './plan/tree.js';
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
-import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit } from './units/load.js';
-import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
-import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
+import { loadUnits, type LoadedUnit } from './units/load.js';
+import { locateProgram, programWhere, unitPrograms } from './units/programs.js';
+import { addLdConfig, addPath, createClosure, type Closure } from './closure/resolve.js';
+import { IMAGE_UNIT_DIR, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH } from './systemd/portabled.js';
+import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { openFrom, type OpenedFrom } from './sources/from.js';
 import { readPackageDb, type DistroPackage } from './packages/db.js';
-import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
+import { spdxForImage } from './sbom/spdx.js';
+import { packageRoot } from './package-root.js';
+import { planFromSource } from './plan/from-source.js';
+import { makeRoom } from './plan/edit.js';
+import { keepSourceOwners } from './plan/owners.js';
+import { unitFromImageConfig, type GeneratedUnit } from './units/from-image-config.js';
 
 export interface BuildFile {
   path: string;
@@ -78,54 +89,156 @@ export interface BuildHooks {
   sbom?: string;
 }
 
-const UNIT_DIR = '/etc/systemd/system';
+/** Build a portable service image: the typed library entry point behind `mkportable build`. */
+export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
+  const step = hooks.progress ?? (() => {});
+  step('checking options');
+  const opts = resolveOptions(options);
+  const input = await openInput(opts, hooks, step);
+  try {
+    const generated = await generateUnit(opts, input);
+    const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+
+    step('planning the image');
+    const osRelease = await planOsRelease(opts, input.source);
+    const tree = await planTree(opts, input, units);
+    planSkeleton(tree, opts, units, osRelease);
+
+    step('resolving the closure');
+    const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
+    const closure = await resolveClosure(tree, opts, input.source, units, contents);
+    await finishTree(tree, opts, input);
+
+    const files = listFiles(tree);
+    step('naming the packages files come from');
+    const packages = await attributePackages(files, input.source);
+
+    const sbom = hooks.sbom;
+    const written = await writeChecked(tree, opts, step, sbom === undefined ? undefined : async (tmp, w) => {
+      step(`writing the SBOM ${sbom}`);
+      const doc = await spdxForImage({ imageFile: tmp, result: { name: w.name, sha256: w.sha256, files, packages, osRelease: Object.fromEntries(osRelease) }, created: opts.mtime, toolVersion: toolVersion() });
+      return { data: JSON.stringify(doc, null, 2) + '\n', file: path.resolve(sbom) };
+    });
+    return {
+      ...written,
+      backend: opts.backend,
+      units: units.map((u) => u.name),
+      osRelease: Object.fromEntries(osRelease),
+      files,
+      warnings: closure.warnings,
+      nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
+      bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+      packages,
+    };
+  } finally {
+    await input.close();
+  }
+}
+
+/** Where binaries come from: what `from` names, hooks.source, or the build host. */
+interface Input {
+  source: Source;
+  /** Set when the source is a rootfs opened from `from` (its owners and xattrs are kept). */
+  from?: OpenedFrom;
+  close(): Promise<void>;
+}
+
+async function openInput(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void): Promise<Input> {
+  if (!opts.from) return { source: hooks.source ?? hostSource(), close: async () => {} };
+  if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
+  step(`reading ${opts.from}`);
+  const from = await openFrom({ from: opts.from, allowDevices: opts.allowDevices });
+  return { source: from.source, from, close: () => from.close() };
+}
+
+/** `unitFromConfig`: the service unit made from the container image's config. */
+async function generateUnit(opts: ResolvedOptions, input: Input): Promise<GeneratedUnit | undefined> {
+  const from = input.from;
+  if (!opts.unitFromConfig || !from?.config) return undefined;
+  return unitFromImageConfig(from.config, { pname: opts.pname, source: input.source, describe: from.describe, label: from.label ?? from.describe });
+}
+
+async function planOsRelease(opts: ResolvedOptions, source: Source): Promise<[string, string][]> {
+  return osReleaseFields({
+    pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
+    sourceOs: await readSourceOs(source), overrides: opts.osRelease,
+  });
+}
+
+/** The tree the skeleton and the closure are added to: the whole rootfs with closure "full", else empty. */
+async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<ImageTree> {
+  if (!input.from || opts.closure !== 'full') return createTree();
+  return planWholeRootfs(input.source, opts.mtime, units);
+}
+
+/**
+ * The whole rootfs of `source` as the image tree, owners, modes, xattrs and hard links kept, every timestamp
+ * `mtime`; what the skeleton owns (os-release, the mount points, the units) is cleared so that it replaces the
+ * rootfs's version rather than colliding with it.
+ */
+async function planWholeRootfs(source: Source, mtime: number, units: LoadedUnit[]): Promise<ImageTree> {
+  const tree = await planFromSource(source, '/', { owners: 'keep', mtime });
+  makeRoom(tree, [...SKELETON_FILES, ...units.map((u) => `${IMAGE_UNIT_DIR}/${u.name}`)], SKELETON_DIRS);
+  return tree;
+}
 
 function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], osRelease: [string, string][]): void {
   addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
   addMountPoints(tree, opts.mtime);
-  addFile(tree, '/etc/os-release', renderOsRelease(osRelease), opts.mtime, 'os-release');
+  addFile(tree, OS_RELEASE_PATHS[0], renderOsRelease(osRelease), opts.mtime, 'os-release');
   for (const u of units) {
     const data = new TextEncoder().encode(u.text);
-    addEntry(tree, `${UNIT_DIR}/${u.name}`, {
+    addEntry(tree, `${IMAGE_UNIT_DIR}/${u.name}`, {
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
   }
 }
 
+/** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
+async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
+  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true });
+  await addUnitPrograms(closure, units);
+  await addContents(closure, contents, opts.symlinks);
+  await addLdConfig(closure);
+  return closure;
+}
+
 async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
   for (const u of units) {
-    const envPath = servicePath(u) ?? SYSTEMD_DEFAULT_PATH;
-    for (const prog of execPrograms([u])) {
-      const where = `${u.name}: ${prog.key}=`;
+    for (const prog of unitPrograms(u.parsed, u.name, { where: u.where })) {
+      const where = programWhere(prog);
       if (prog.hasSpecifier) {
         c.warnings.push({ code: 'SPECIFIER_IN_EXEC', message: `${where} program '${prog.executable}' uses a % specifier; not resolved, add it with contents`, subject: u.name });
         continue;
       }
-      let exe = prog.executable;
-      if (!exe.startsWith('/')) {
-        const found = await findInPath(c.source, exe, execSearchPath(u) ?? SYSTEMD_DEFAULT_PATH);
-        if (!found) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of ${c.source.name}`, u.name);
-        exe = found;
-      }
-      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath });
+      const exe = await locateProgram(c.source, prog);
+      if (!exe) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of ${c.source.name}`, u.name);
+      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath: prog.envPath });
       if (real === null) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' does not exist in ${c.source.name}`, u.name);
     }
   }
 }
 
-async function addContents(c: Closure, opts: ResolvedOptions): Promise<void> {
+async function addContents(c: Closure, contents: readonly string[], symlinks: readonly SymlinkSpec[]): Promise<void> {
   const why = (reason: string) => ({ reason, strict: true, envPath: SYSTEMD_DEFAULT_PATH });
-  for (const p of opts.contents) {
+  for (const p of contents) {
     if ((await addPath(c, p, why('contents'), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `contents: '${p}' does not exist in ${c.source.name}`, p);
     }
   }
-  for (const { object, symlink } of opts.symlinks) {
+  for (const { object, symlink } of symlinks) {
     if ((await addPath(c, object, why(`object of symlink ${symlink}`), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `symlinks: object '${object}' of '${symlink}' does not exist in ${c.source.name}`, object);
     }
   }
+}
+
+/** Owners from a rootfs, the configured symlinks, and name service files where the tree has none. */
+async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input): Promise<void> {
+  if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
+  addSymlinks(tree, opts);
+  addMinimalEtc(tree, opts.mtime);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
@@ -137,6 +250,75 @@ function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
       throw e;
     }
   }
+}
+
+interface Written {
+  image: string;
+  name: string;
+  size: number;
+  sha256: string;
+  problems: Problem[];
+}
+
+/** A file made from the checked image (the SBOM), renamed into place together with it. */
+type Companion = (tmp: string, w: { name: string; sha256: string }) => Promise<{ data: string; file: string }>;
+
+/** Write the image under a temporary name, check it, and rename it (and its companion) into place only when all is well. */
+async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, companion?: Companion): Promise<Written> {
+  const name = `${opts.pname}_${opts.version}`;
+  const image = path.join(opts.outDir, `${name}.raw`);
+  await fs.mkdir(opts.outDir, { recursive: true });
+  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
+  let extraTmp: string | undefined;
+  try {
+    await writeImage(tree, tmp, {
+      backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
+    });
+    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
+    const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
+    let extra: { tmp: string; file: string } | undefined;
+    if (companion) {
+      const c = await companion(tmp, { name, sha256 });
+      extra = { tmp: path.join(path.dirname(c.file), `.${path.basename(c.file)}.${process.pid}.${Date.now()}.tmp`), file: c.file };
+      extraTmp = extra.tmp;
+      await fs.writeFile(extra.tmp, c.data, { flag: 'wx' }).catch((e: Error) => {
+        throw new MkportableError('OUTPUT_FAILED', `${c.file}: cannot write: ${e.message}`, c.file);
+      });
+    }
+    await fs.rename(tmp, image);
+    if (extra) await fs.rename(extra.tmp, extra.file);
+    return { image, name, size: st.size, sha256, problems };
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    if (extraTmp) await fs.rm(extraTmp, { force: true });
+    throw e;
+  }
+}
+
+/** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
+async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
+  // Inspect under the final name: the prefix portablectl derives comes from it.
+  const dir = await fs.mkdtemp(path.join(path.dirname(tmp), '.check-'));
+  const named = path.join(dir, fileName);
+  await fs.link(tmp, named).catch(() => fs.copyFile(tmp, named));
+  try {
+    const report = await inspectPath(named);
+    const errors = report.problems.filter((p) => p.severity === 'error');
+    if (errors.length) {
+      const more = errors.length > 1 ? ` (and ${errors.length - 1} more; see mkportable inspect)` : '';
+      throw new MkportableError('CHECK_FAILED', `${fileName}: portabled would fail: ${errors[0].rule}: ${errors[0].message}${more}`, fileName);
+    }
+    return report.problems;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
 }
 
 /** Names, per file taken from the source, the package that installed it there; lists those packages. */
@@ -167,113 +349,4 @@ function listFiles(tree: ImageTree): BuildFile[] {
     if (e.type === 'symlink') f.target = e.target;
     return f;
   });
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-/** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
-async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
-  // Inspect under the final name: the prefix portablectl derives comes from it.
-  const dir = await fs.mkdtemp(path.join(path.dirname(tmp), '.check-'));
-  const named = path.join(dir, fileName);
-  await fs.link(tmp, named).catch(() => fs.copyFile(tmp, named));
-  try {
-    const report = await inspectPath(named);
-    const errors = report.problems.filter((p) => p.severity === 'error');
-    if (errors.length) {
-      const more = errors.length > 1 ? ` (and ${errors.length - 1} more; see mkportable inspect)` : '';
-      throw new MkportableError('CHECK_FAILED', `${fileName}: portabled would fail: ${errors[0].rule}: ${errors[0].message}${more}`, fileName);
-    }
-    return report.problems;
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** Build a portable service image: the typed library entry point behind `mkportable build`. */
-export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
-  const { from: spec, allowDevices } = resolveOptions(options);
-  if (!spec) return buildImage(options, hooks);
-  if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
-  hooks.progress?.(`reading ${spec}`);
-  const from = await openFrom({ from: spec, allowDevices });
-  try {
-    return await buildImage(options, { ...hooks, source: from.source }, from);
-  } finally {
-    await from.close();
-  }
-}
-
-async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, from?: OpenedFrom): Promise<BuildResult> {
-  const step = hooks.progress ?? (() => {});
-  step('checking options');
-  const opts = resolveOptions(options);
-  const source = hooks.source ?? hostSource();
-  const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe }) : undefined;
-  if (generated && opts.closure === 'minimal') opts.contents.push(...generated.contents);
-  const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
-  const warnings: BuildWarning[] = [];
-
-  step('planning the image');
-  const fields = osReleaseFields({
-    pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
-    sourceOs: await readSourceOs(source), overrides: opts.osRelease,
-  });
-  const full = from !== undefined && opts.closure === 'full';
-  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${UNIT_DIR}/${u.name}`)) : createTree();
-  planSkeleton(tree, opts, units, fields);
-
-  step('resolving the closure');
-  const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true });
-  await addUnitPrograms(closure, units);
-  await addContents(closure, opts);
-  await addLdConfig(closure);
-  if (from && !full) await keepSourceOwners(tree, source);
-  addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime);
-
-  const name = `${opts.pname}_${opts.version}`;
-  const image = path.join(opts.outDir, `${name}.raw`);
-  await fs.mkdir(opts.outDir, { recursive: true });
-  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
-  step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
-  let sbomTmp: string | undefined;
-  try {
-    await writeImage(tree, tmp, {
-      backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
-    });
-    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
-    const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
-    const files = listFiles(tree);
-    step('naming the packages files come from');
-    const packages = await attributePackages(files, source);
-    if (hooks.sbom) {
-      step(`writing the SBOM ${hooks.sbom}`);
-      const doc = await spdxForImage({ imageFile: tmp, result: { name, sha256, files, packages, osRelease: Object.fromEntries(fields) }, created: opts.mtime, toolVersion: toolVersion() });
-      sbomTmp = path.join(path.dirname(path.resolve(hooks.sbom)), `.${path.basename(hooks.sbom)}.${process.pid}.${Date.now()}.tmp`);
-      await fs.writeFile(sbomTmp, JSON.stringify(doc, null, 2) + '\n', { flag: 'wx' }).catch((e: Error) => {
-        throw new MkportableError('OUTPUT_FAILED', `${hooks.sbom}: cannot write the SBOM: ${e.message}`, hooks.sbom);
-      });
-    }
-    await fs.rename(tmp, image);
-    if (sbomTmp) await fs.rename(sbomTmp, path.resolve(hooks.sbom!));
-    return {
-      image, name, size: st.size, sha256, backend: opts.backend, problems,
-      units: units.map((u) => u.name),
-      osRelease: Object.fromEntries(fields),
-      files,
-      warnings,
-      nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
-      bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
-      packages,
-    };
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    if (sbomTmp) await fs.rm(sbomTmp, { force: true });
-    throw e;
-  }
 }

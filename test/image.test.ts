@@ -28,7 +28,7 @@ async function listImage(image: string): Promise<Map<string, { perms: string; si
 
 test('the demo image has the portable layout, units and the closure of its programs', async (t) => {
   if (!needs(t, hasCommand('unsquashfs') && hasCommand('mksquashfs'), 'squashfs-tools (mksquashfs, unsquashfs) not installed')) return;
-  const out = tempDir();
+  const out = tempDir(t);
   const result = await buildDemo(out);
   assert.equal(result.image, path.join(out, 'demo_1.0.raw'));
   assert.equal(result.name, 'demo_1.0');
@@ -71,7 +71,7 @@ test('the demo image has the portable layout, units and the closure of its progr
 test('the demo program runs from the loop-mounted image with chroot (the closure is complete)', async (t) => {
   if (!needs(t, isRoot(), 'loop mount and chroot need root')) return;
   if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
-  const out = tempDir();
+  const out = tempDir(t);
   const { image } = await buildDemo(out);
   const mnt = path.join(out, 'mnt');
   mkdirSync(mnt);
@@ -91,7 +91,7 @@ test('the demo program runs from the loop-mounted image with chroot (the closure
 
 test('two builds are byte-identical whatever the host files\' mtimes and hard links; SOURCE_DATE_EPOCH is honoured', async (t) => {
   if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
-  const work = tempDir();
+  const work = tempDir(t);
   const tree = path.join(work, 'tree');
   mkdirSync(path.join(tree, 'data'), { recursive: true });
   writeFileSync(path.join(tree, 'data/a.txt'), 'hello\n');
@@ -124,7 +124,7 @@ test('two builds are byte-identical whatever the host files\' mtimes and hard li
 
 test('a failed build leaves an older image in place and no temporary files', async (t) => {
   if (!needs(t, hasCommand('mksquashfs'), 'mksquashfs not installed')) return;
-  const out = tempDir();
+  const out = tempDir(t);
   const image = path.join(out, 'demo_1.0.raw');
   writeFileSync(image, 'older image');
   const r = await runCli(['build', 'examples/demo', '--out', out, '--unit', '/nonexistent/demo.service']);
@@ -141,7 +141,7 @@ test('a failed build leaves an older image in place and no temporary files', asy
 
 test('the native writer (default) and the mksquashfs backend build the same demo image contents', async (t) => {
   if (!needs(t, hasCommand('mksquashfs') && hasCommand('sqfsdiff'), 'squashfs-tools and squashfs-tools-ng not installed')) return;
-  const out = tempDir();
+  const out = tempDir(t);
   const native = await buildDemo(path.join(out, 'native'));
   assert.equal(native.backend, 'native');
   const r = await runCli(['build', 'examples/demo', '--out', path.join(out, 'peer'), '--squashfs-tools', '/usr/bin', '--json']);
@@ -155,7 +155,7 @@ test('the native writer (default) and the mksquashfs backend build the same demo
 
 test('mkportable ls and cat read our images and mksquashfs\'s alike', async (t) => {
   if (!needs(t, hasCommand('mksquashfs') && hasCommand('unsquashfs'), 'squashfs-tools not installed')) return;
-  const out = tempDir();
+  const out = tempDir(t);
   const ours = await buildDemo(path.join(out, 'native'));
   const r = await runCli(['build', 'examples/demo', '--out', path.join(out, 'peer'), '--squashfs-tools', '/usr/bin/mksquashfs', '--json']);
   assert.equal(r.code, 0, r.stderr);

@@ -2,7 +2,7 @@
 // which must get the same verdicts), then the verdicts checked against real systemd-portabled.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { promises as fs, chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { hasCommand, IN_CI, runCli, runCommand, tempDir } from './support/env.js';
 import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
@@ -63,6 +63,17 @@ const FIXTURES: Fixture[] = [
     },
     rules: ['exec-not-executable'],
     reality: 'start-fails',
+  },
+  {
+    // %p is the unit's prefix, "demo": systemd runs /usr/bin/demo, which inspect cannot know.
+    name: 'exec-specifier',
+    change: (r) => {
+      symlinkSync('date', path.join(r, 'usr/bin/demo'));
+      const file = path.join(r, 'etc/systemd/system/demo.service');
+      writeFileSync(file, readFileSync(file, 'utf8').replace('[Service]\n', '[Service]\nExecStartPre=/usr/bin/%p\n'));
+    },
+    rules: ['exec-specifier'],
+    reality: 'runs',
   },
   { name: 'library-missing', change: (r) => rmSync(path.join(r, 'usr/lib/x86_64-linux-gnu/libc.so.6')), rules: ['library-missing'], reality: 'start-fails' },
   // libc names the interpreter as a DT_NEEDED library too.
@@ -156,8 +167,8 @@ describe('mkportable inspect', () => {
     assert.equal((await runCli(['inspect'])).code, 2);
   });
 
-  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async () => {
-    const dir = tempDir();
+  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async (t) => {
+    const dir = tempDir(t);
     writeFileSync(path.join(dir, 'demo.service'), '[Service]\nExecStart=/bin/sh -c true\n');
     // An os-release override that drops ID= makes portabled refuse the image.
     const args = ['build', '--pname', 'demo', '--version', '1', '--unit', path.join(dir, 'demo.service'), '--out', path.join(dir, 'out'), '--os-release', 'ID='];

@@ -53,7 +53,9 @@ describe('mkportable publish: the release folder', () => {
     const again = await runCli(['publish', v1, '--to', rel, '--compress', 'xz']);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^unchanged web_1\.0\.raw\.xz/m);
-    const other = fakeImage(tempDir('mkp-pub-other-'), 'web_1.0.raw');
+    const otherDir = tempDir('mkp-pub-other-');
+    cleanup.push(otherDir);
+    const other = fakeImage(otherDir, 'web_1.0.raw');
     const clash = await runCli(['publish', other, '--to', rel, '--compress', 'xz']);
     assert.equal(clash.code, 1);
     assert.match(clash.stderr, /^mkportable: error: .*web_1\.0\.raw\.xz already holds another build of web 1\.0: clients may have installed it; publish a new version\n$/);

@@ -28,6 +28,8 @@ if (missing.length && !IN_CI) {
     let url: string;
     let port: number;
     const images: Record<string, string> = {};
+    const ends: (() => void)[] = [];
+    const suite = { after: (fn: () => void) => void ends.push(fn) };
 
     const publish = async (args: string[], env?: NodeJS.ProcessEnv) => {
       const r = await runCli(['publish', ...args], env ? { env } : {});
@@ -50,10 +52,10 @@ if (missing.length && !IN_CI) {
       url = `http://127.0.0.1:${servePort}`;
       server = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', '--directory', root, String(servePort)], { stdio: 'ignore' });
       await waitFor('the HTTP server', async () => ((await fetch(`${url}/`)).ok ? true : undefined));
-      const out = tempDir('mkp-sysupdate-images-');
-      for (const v of ['1', '2', '3']) images[`web_${v}`] = (await buildResponder('web', v, port, out)).image;
+      const out = tempDir('mkp-sysupdate-images-', suite);
+      for (const v of ['1', '2', '3']) images[`web_${v}`] = (await buildResponder('web', v, port, suite, out)).image;
       const sport = await freePort();
-      for (const v of ['1', '2']) images[`sig_${v}`] = (await buildResponder('sig', v, sport, out)).image;
+      for (const v of ['1', '2']) images[`sig_${v}`] = (await buildResponder('sig', v, sport, suite, out)).image;
       c = await startPortabledContainer({ systemd: 257 });
     });
     after(async () => {
@@ -64,6 +66,7 @@ if (missing.length && !IN_CI) {
         rmSync(gpg.home, { recursive: true, force: true });
       }
       if (root) rmSync(root, { recursive: true, force: true });
+      ends.forEach((fn) => fn());
     });
 
     test('v1 installs and runs; v2 installs beside it and runs after portablectl reattach', async () => {

@@ -37,8 +37,8 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     assert.equal(none.code, 2);
   });
 
-  test('without root: one line saying what is missing and how to get it', { skip: isRoot() && !hasCommand('setpriv') ? 'setpriv not installed' : false }, async () => {
-    const out = tempDir('mkp-try-noroot-');
+  test('without root: one line saying what is missing and how to get it', { skip: isRoot() && !hasCommand('setpriv') ? 'setpriv not installed' : false }, async (t) => {
+    const out = tempDir('mkp-try-noroot-', t);
     chmodSync(out, 0o755);
     const image = path.join(out, 'x_1.raw');
     writeFileSync(image, 'not really an image\n', { mode: 0o644 });
@@ -59,10 +59,10 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     return;
   }
 
-  test('systemd 257: attach, start, check pass; exit 0; detached and stopped', async () => {
+  test('systemd 257: attach, start, check pass; exit 0; detached and stopped', async (t) => {
     if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
     const port = await freePort();
-    const img = await buildResponder('tryme', '7', port);
+    const img = await buildResponder('tryme', '7', port, t);
     const r = await runCli(['try', img.image, '--systemd', '257', '--check', versionCheck(port, '7')]);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /^systemd 257 \(Debian trixie\) up in/m);
@@ -77,10 +77,10 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     await assert.rejects(askVersion(port), 'nothing answers once try is done');
   });
 
-  test('systemd 252: a check that never passes fails the run (exit 1), still cleaned up', async () => {
+  test('systemd 252: a check that never passes fails the run (exit 1), still cleaned up', async (t) => {
     if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
     const port = await freePort();
-    const img = await buildResponder('tryme', '8', port);
+    const img = await buildResponder('tryme', '8', port, t);
     // The service answers version 8; the check wants 9.
     const r = await runCli(['try', img.image, '--systemd', '252', '--check', versionCheck(port, '9'), '--check-timeout', '3']);
     assert.equal(r.code, 1, `${r.stdout}\n${r.stderr}`);
@@ -91,9 +91,9 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(leftovers(r.stdout), []);
   });
 
-  test('a unit that fails to start fails the run, with its status and journal shown', async () => {
+  test('a unit that fails to start fails the run, with its status and journal shown', async (t) => {
     if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
-    const dir = tempDir('mkp-try-bad-');
+    const dir = tempDir('mkp-try-bad-', t);
     writeFileSync(path.join(dir, 'broken.service'), '[Service]\nExecStart=/usr/bin/false\n\n[Install]\nWantedBy=multi-user.target\n');
     const b = await runCli(['build', '--pname', 'broken', '--version', '1', '--unit', path.join(dir, 'broken.service'), '--out', dir, '--json']);
     assert.equal(b.code, 0, b.stderr);
@@ -108,10 +108,10 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(leftovers(r.stdout), []);
   });
 
-  test('--keep: the container stays up (with the service answering) until SIGINT, then detaches and stops', async () => {
+  test('--keep: the container stays up (with the service answering) until SIGINT, then detaches and stops', async (t) => {
     if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
     const port = await freePort();
-    const img = await buildResponder('tryme', '10', port);
+    const img = await buildResponder('tryme', '10', port, t);
     const child = spawn(process.execPath, [path.join(REPO, 'bin/mkportable.js'), 'try', img.image, '--systemd', '257', '--keep'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -131,10 +131,10 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     assert.deepEqual(leftovers(stdout), []);
   });
 
-  test('--profile must be one the container has', async () => {
+  test('--profile must be one the container has', async (t) => {
     if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
     const port = await freePort();
-    const img = await buildResponder('tryme', '9', port);
+    const img = await buildResponder('tryme', '9', port, t);
     const bad = await runCli(['try', img.image, '--profile', 'nosuch']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^mkportable: error: --profile 'nosuch': systemd 252 has default, nonetwork, strict, trusted\n$/);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
-import { absoluteFromSpec } from '../sources/from-spec.js';
+import { absoluteFromSpec } from '../config/from-spec.js';
 
 /** A wrong command line: exit status 2, unlike a build failure (1). */
 class UsageError extends Error {}

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
-import { realpathIn } from './realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 import { readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { directorySource, hostSource } from '../sources/host.js';
 import type { Source } from '../sources/source.js';

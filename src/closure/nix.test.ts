@@ -6,7 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_CHUNK, nixClosure, scanReferences, storeCandidates, storePathOf, type ScanStats } from './nix.js';
-import { addPath, createClosure, SYSTEMD_DEFAULT_PATH, type Why } from './resolve.js';
+import { addPath, createClosure, type Why } from './resolve.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createTree } from '../plan/tree.js';
 import { directorySource } from '../sources/host.js';
 import { MkportableError, type BuildWarning } from '../errors.js';

@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { addPath, createClosure, SYSTEMD_DEFAULT_PATH, type Why } from './resolve.js';
+import { addPath, createClosure, type Why } from './resolve.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createTree } from '../plan/tree.js';
 import { directorySource, hostSource } from '../sources/host.js';
 import type { BuildWarning } from '../errors.js';
+import { tempDir } from '../../test/support/env.js';
 
 const strict: Why = { reason: 'test', strict: true, envPath: SYSTEMD_DEFAULT_PATH };
 
@@ -57,8 +58,8 @@ test('symlink chains stay symlinks: merged-/usr links and the interpreter link k
   }
 });
 
-test('scripts bring their interpreter; env resolves NAME in the given PATH inside the source', async () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'mkportable-src-'));
+test('scripts bring their interpreter; env resolves NAME in the given PATH inside the source', async (t) => {
+  const root = tempDir('mkportable-src-', t);
   mkdirSync(path.join(root, 'usr/bin'), { recursive: true });
   mkdirSync(path.join(root, 'opt/py/bin'), { recursive: true });
   symlinkSync('usr/bin', path.join(root, 'bin'));
@@ -79,8 +80,8 @@ test('scripts bring their interpreter; env resolves NAME in the given PATH insid
   await assert.rejects(addPath(c2, '/usr/bin/tool', strict), /needs 'python3' \(via \/usr\/bin\/env\)/);
 });
 
-test('files inside a contents folder that name missing interpreters or libraries are warnings, not failures', async () => {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'mkportable-src-'));
+test('files inside a contents folder that name missing interpreters or libraries are warnings, not failures', async (t) => {
+  const root = tempDir('mkportable-src-', t);
   mkdirSync(path.join(root, 'usr/lib/python3/cgi'), { recursive: true });
   writeFileSync(path.join(root, 'usr/lib/python3/cgi/cgi.py'), '#! /usr/local/bin/python\nprint()\n');
   symlinkSync('/nowhere/at/all', path.join(root, 'usr/lib/python3/dangling'));

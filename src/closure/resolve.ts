@@ -5,14 +5,10 @@ import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
 import { addEntry, ensureDirs } from '../plan/add.js';
 import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
-import { realpathIn } from './realpath.js';
+import { findInPath, MAX_SYMLINKS } from '../sources/realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
-
-/** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
-export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
-
-const MAX_SYMLINKS = 40;
 
 /** Why a path is being added: shown in the BuildResult, and whether a missing dependency is fatal. */
 export interface Why {
@@ -20,7 +16,7 @@ export interface Why {
   /** Fatal when a dependency is missing (unit programs); otherwise a warning (files inside contents folders). */
   strict: boolean;
   /** PATH used for `#!/usr/bin/env NAME`. */
-  envPath: string[];
+  envPath: readonly string[];
 }
 
 export interface Closure {
@@ -298,18 +294,6 @@ async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array
     return;
   }
   await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
-}
-
-/** The first `dir/name` that is an executable regular file (following symlinks inside the source). */
-export async function findInPath(source: Source, name: string, dirs: string[]): Promise<string | undefined> {
-  for (const dir of dirs) {
-    const cand = normalizeImagePath(`${dir}/${name}`);
-    const real = await realpathIn(source, cand);
-    if (!real) continue;
-    const st = await source.lstat(real);
-    if (st?.type === 'file' && (st.mode & 0o111) !== 0) return cand;
-  }
-  return undefined;
 }
 
 /** Put /etc/ld.so.conf, its includes and the cache into the image, so the runtime linker searches as we did. */

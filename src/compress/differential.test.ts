@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { isMkportableError } from '../errors.js';
 import { requireNative } from './common.js';
 import { compressorFromImage, createCompressor, parseCompression } from './registry.js';
-import { binaryBytes, textBytes } from './testdata.js';
+import { binaryBytes, textBytes } from '../../test/support/compress-data.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mkportable-compress-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

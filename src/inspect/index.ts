@@ -4,7 +4,8 @@ import { directorySource } from '../sources/host.js';
 import { MkportableError } from '../errors.js';
 import { inspectSource, type InspectReport } from './inspect.js';
 
-export { inspectSource, prefixFromName, type InspectReport, type Problem, type Severity } from './inspect.js';
+export { prefixFromName } from '../systemd/portabled.js';
+export { inspectSource, type InspectReport, type Problem, type Severity } from './inspect.js';
 
 /** Inspect a `.raw` squashfs image or a folder tree, as portablectl would be given it. */
 export async function inspectPath(target: string, opts: { prefixes?: string[] } = {}): Promise<InspectReport> {

@@ -1,12 +1,15 @@
 import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
-import { parseUnitFile, EXEC_KEYS, SOCKET_EXEC_KEYS, parseExecCommands, unitValues, serviceEnvironment } from '../formats/unitfile.js';
-import { PORTABLE_UNIT_TYPES, unitMatchesPrefix } from '../config/names.js';
-import { realpathIn } from '../closure/realpath.js';
-import { addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH } from '../closure/resolve.js';
+import { parseUnitFile } from '../formats/unitfile.js';
+import { locateProgram, programWhere, unitPrograms } from '../units/programs.js';
+import { realpathIn } from '../sources/realpath.js';
+import { addPath, createClosure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
-import { MOUNT_POINT_FILES } from '../layout/skeleton.js';
+import {
+  MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, UNIT_SEARCH_DIRS,
+  IMAGE_UNIT_DIR, isPortableUnitType, isValidPrefix, portablePrefixes, prefixFromName, unitMatchesPrefix,
+} from '../systemd/portabled.js';
 import type { BuildWarning } from '../errors.js';
 
 export type Severity = 'error' | 'warning';
@@ -37,20 +40,6 @@ export interface InspectReport {
   units: Record<string, string[]>;
   problems: Problem[];
   ok: boolean;
-}
-
-/** Where portabled looks for units inside an image, first found wins. */
-export const UNIT_SEARCH_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
-/** Not checked at attach, but a read-only image without them fails at start with 226/NAMESPACE. */
-export const REQUIRED_MOUNT_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/tmp'];
-/** Kernels with 64 KiB pages refuse squashfs blocks smaller than a page. */
-export const MIN_PORTABLE_BLOCK_SIZE = 64 * 1024;
-
-/** portablectl's default match: the name without `.raw`, cut at the first `_`. */
-export function prefixFromName(name: string): string {
-  const base = path.basename(name).replace(/\.raw$/, '');
-  const i = base.indexOf('_');
-  return i >= 0 ? base.slice(0, i) : base;
 }
 
 async function readText(source: Source, p: string): Promise<string | undefined> {
@@ -98,16 +87,17 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   const report = (severity: Severity, rule: string, message: string, p?: string) => problems.push({ severity, rule, message, path: p });
 
   const base = path.basename(opts.name);
-  if (opts.kind === 'raw' && !base.endsWith('.raw')) {
+  if (opts.kind === 'raw' && !base.endsWith(RAW_IMAGE_SUFFIX)) {
     report('error', 'image-name-suffix', `'${base}' does not end in .raw: portabled refuses it ("Wrong medium type")`);
   }
   const derived = prefixFromName(base);
   const prefixes = opts.prefixes?.length ? opts.prefixes : [derived];
   for (const p of prefixes) {
-    if (!/^[A-Za-z0-9.-]+$/.test(p)) report('error', 'image-name-prefix', `prefix '${p}' has characters outside [A-Za-z0-9.-]: "Failed to extract prefix of image name"`);
+    if (!isValidPrefix(p)) report('error', 'image-name-prefix', `prefix '${p}' has characters outside [A-Za-z0-9.-]: "Failed to extract prefix of image name"`);
   }
 
-  const osText = (await readText(source, '/etc/os-release')) ?? (await readText(source, '/usr/lib/os-release'));
+  let osText: string | undefined;
+  for (const p of OS_RELEASE_PATHS) if ((osText = await readText(source, p)) !== undefined) break;
   const osRelease: Record<string, string> = {};
   if (osText === undefined) {
     report('error', 'os-release-missing', 'no /etc/os-release nor /usr/lib/os-release: "Image lacks os-release data, refusing"');
@@ -116,7 +106,7 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
     for (const [k, v] of parsed.fields) osRelease[k] = v;
     for (const pr of parsed.problems) report('warning', 'os-release-malformed', `os-release line ${pr.line}: ${pr.message}`, '/etc/os-release');
     if (!osRelease.ID) report('error', 'os-release-no-id', 'os-release has no ID= (required since systemd 251)');
-    const allowed = osRelease.PORTABLE_PREFIXES?.split(/\s+/).filter(Boolean);
+    const allowed = portablePrefixes(osRelease);
     if (allowed) {
       for (const p of prefixes) {
         if (!allowed.includes(p)) {
@@ -130,9 +120,9 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   const attached: FoundUnit[] = [];
   for (const u of await listUnits(source)) {
     const matching = prefixes.filter((p) => unitMatchesPrefix(u.name, p));
-    const typeOk = PORTABLE_UNIT_TYPES.some((t) => u.name.endsWith(t));
+    const typeOk = isPortableUnitType(u.name);
     if (matching.length === 0) {
-      if (typeOk && u.path.startsWith('/etc/systemd/system/')) {
+      if (typeOk && u.path.startsWith(`${IMAGE_UNIT_DIR}/`)) {
         report('warning', 'unit-ignored-prefix', `${u.name} does not match ${prefixes.map((p) => `'${p}'`).join(', ')}: it will not be attached`, u.path);
       }
       continue;
@@ -159,7 +149,7 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   for (const f of MOUNT_POINT_FILES) {
     if (!(await source.lstat(f).catch(() => null))) report('error', 'mount-point-missing', `${f} is missing: the service fails at start (226/NAMESPACE)`, f);
   }
-  for (const d of REQUIRED_MOUNT_DIRS) {
+  for (const d of MOUNT_POINT_DIRS) {
     const real = await realpathIn(source, d).catch(() => undefined);
     if (!real || (await source.lstat(real))?.type !== 'dir') report('error', 'mount-point-missing', `${d} is missing: the service fails at start (226/NAMESPACE)`, d);
   }
@@ -186,42 +176,29 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
       report('error', 'unit-invalid', (e as Error).message, u.path);
       continue;
     }
-    const env = serviceEnvironment(parsed).get('PATH');
-    const envPath = env ? env.split(':').filter(Boolean) : SYSTEMD_DEFAULT_PATH;
-    const execs: [string, string][] = [];
-    for (const key of EXEC_KEYS) for (const v of unitValues(parsed, 'Service', key)) execs.push([key, v]);
-    for (const key of SOCKET_EXEC_KEYS) for (const v of unitValues(parsed, 'Socket', key)) execs.push([key, v]);
-    for (const [key, value] of execs) {
-      let cmds;
-      try {
-        cmds = parseExecCommands(value, `${u.name}: ${key}=`);
-      } catch (e) {
-        report('error', 'unit-invalid', (e as Error).message, u.path);
+    const programs = unitPrograms(parsed, u.name, { onInvalid: (e) => report('error', 'unit-invalid', e.message, u.path) });
+    for (const prog of programs) {
+      const where = programWhere(prog);
+      if (prog.hasSpecifier) {
+        report('warning', 'exec-specifier', `${where} program '${prog.executable}' uses a % specifier that only systemd expands: not checked`, u.path);
         continue;
       }
-      for (const cmd of cmds) {
-        if (!cmd.executable || cmd.hasSpecifier) continue;
-        let exe = cmd.executable;
-        if (!exe.startsWith('/')) {
-          const found = await findInPath(source, exe, SYSTEMD_DEFAULT_PATH);
-          if (!found) {
-            report('error', 'exec-missing', `${u.name}: ${key}= program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of the image`, u.path);
-            continue;
-          }
-          exe = found;
-        }
-        const real = await realpathIn(source, exe).catch(() => undefined);
-        const st = real ? await source.lstat(real) : null;
-        if (!st) {
-          report('error', 'exec-missing', `${u.name}: ${key}= program ${exe} does not exist in the image`, exe);
-          continue;
-        }
-        if (st.type !== 'file' || (st.mode & 0o111) === 0) {
-          report('error', 'exec-not-executable', `${u.name}: ${key}= program ${exe} is not an executable file`, exe);
-          continue;
-        }
-        await addPath(closure, exe, { reason: `${key}= of ${u.name}`, strict: false, envPath });
+      const exe = await locateProgram(source, prog);
+      if (!exe) {
+        report('error', 'exec-missing', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of the image`, u.path);
+        continue;
       }
+      const real = await realpathIn(source, exe).catch(() => undefined);
+      const st = real ? await source.lstat(real) : null;
+      if (!st) {
+        report('error', 'exec-missing', `${where} program ${exe} does not exist in the image`, exe);
+        continue;
+      }
+      if (st.type !== 'file' || (st.mode & 0o111) === 0) {
+        report('error', 'exec-not-executable', `${where} program ${exe} is not an executable file`, exe);
+        continue;
+      }
+      await addPath(closure, exe, { reason: `${prog.key}= of ${u.name}`, strict: false, envPath: prog.envPath });
     }
   }
   const seen = new Set<string>();

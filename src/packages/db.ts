@@ -6,7 +6,7 @@
  * by the real path of their folder inside the source. Nothing of the database goes into the image.
  */
 import path from 'node:path';
-import { realpathIn } from '../closure/realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 import type { Source } from '../sources/source.js';
 
 export interface DistroPackage {

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import type { BuildResult } from '../../src/index.js';
 import { runCli, tempDir } from './env.js';
 
@@ -20,8 +21,8 @@ export function freePort(): Promise<number> {
 }
 
 /** Builds `<pname>_<version>.raw`: a socket on 127.0.0.1:port whose instances print /etc/os-release. */
-export async function buildResponder(pname: string, version: string, port: number, out = tempDir('mkp-responder-')): Promise<BuildResult> {
-  const units = tempDir('mkp-responder-units-');
+export async function buildResponder(pname: string, version: string, port: number, t: Pick<TestContext, 'after'>, out = tempDir('mkp-responder-', t)): Promise<BuildResult> {
+  const units = tempDir('mkp-responder-units-', t);
   writeFileSync(path.join(units, `${pname}.socket`), `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n\n[Install]\nWantedBy=sockets.target\n`);
   writeFileSync(path.join(units, `${pname}@.service`), '[Service]\nExecStart=/usr/bin/cat /etc/os-release\nStandardInput=socket\nStandardOutput=socket\n');
   const r = await runCli([

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildCorpus, makeCase, runCase } from './fuzz-harness.js';
+import { buildCorpus, makeCase, runCase } from '../../../test/support/squashfs-fuzz.js';
 
 const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
 const skip = hasTool('mksquashfs') ? false : 'mksquashfs not installed';
