@@ -1,13 +1,17 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { directorySource } from '../sources/host.js';
 import { readPackageDb } from './db.js';
 
+const made: string[] = [];
+after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function tree(files: Record<string, string>, links: Record<string, string> = {}): string {
   const root = mkdtempSync(path.join(os.tmpdir(), 'mkp-pkgdb-'));
+  made.push(root);
   for (const [p, text] of Object.entries(files)) {
     mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
     writeFileSync(path.join(root, p), text);
