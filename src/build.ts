@@ -9,14 +9,17 @@ import path from 'node:path';
 import { MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
-import { createTree, walkTree, type ImageTree } from './plan/tree.js';
+import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js';
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
-import { loadUnits, type LoadedUnit } from './units/load.js';
-import { locateProgram, programWhere, unitPrograms } from './units/programs.js';
-import { addLdConfig, addPath, createClosure, type Closure } from './closure/resolve.js';
-import { IMAGE_UNIT_DIR, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH } from './systemd/portabled.js';
+import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
+import { parseUnitFile } from './formats/unitfile.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
+import { unitDirectories } from './units/directories.js';
+import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
+import { IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, USERDB_BIND, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
+import { globMatcher } from './plan/glob.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
@@ -27,7 +30,7 @@ import { readPackageDb, type DistroPackage } from './packages/db.js';
 import { spdxForImage } from './sbom/spdx.js';
 import { packageRoot } from './package-root.js';
 import { planFromSource } from './plan/from-source.js';
-import { makeRoom } from './plan/edit.js';
+import { makeRoom, removeEntry } from './plan/edit.js';
 import { keepSourceOwners } from './plan/owners.js';
 import { unitFromImageConfig, type GeneratedUnit } from './units/from-image-config.js';
 
@@ -76,6 +79,10 @@ export interface BuildResult {
   nixStorePaths: string[];
   /** Bytes searched for store path references while computing those closures. */
   bytesScanned: number;
+  /** Paths that `exclude` left out (each with its size in bytes, folders with what was in them), sorted. */
+  excluded: { path: string; size: number }[];
+  /** Bytes the image does not carry because of `exclude`: the excluded files and what only they needed. */
+  excludedBytes: number;
   /** Packages of the source's package database (dpkg, apk) that files of the image belong to, sorted by id. */
   packages: BuildPackage[];
 }
@@ -97,17 +104,20 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const input = await openInput(opts, hooks, step);
   try {
     const generated = await generateUnit(opts, input);
-    const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+    const loaded = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+    const units = opts.dynamicUserLookup ? loaded.map(withUserdbAccess) : loaded;
 
     step('planning the image');
     const osRelease = await planOsRelease(opts, input.source);
-    const tree = await planTree(opts, input, units);
+    const { tree, warnings } = await planTree(opts, input, units);
     planSkeleton(tree, opts, units, osRelease);
 
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
     const closure = await resolveClosure(tree, opts, input.source, units, contents);
-    await finishTree(tree, opts, input);
+    const nssSystemd = opts.dynamicUserLookup && (await addNssSystemd(closure, units));
+    await finishTree(tree, opts, input, nssSystemd);
+    const excluded = await leaveOutExcluded(closure, opts);
 
     const files = listFiles(tree);
     step('naming the packages files come from');
@@ -125,7 +135,8 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(osRelease),
       files,
-      warnings: closure.warnings,
+      warnings: [...warnings, ...closure.warnings],
+      ...excluded,
       nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
       packages,
@@ -166,9 +177,31 @@ async function planOsRelease(opts: ResolvedOptions, source: Source): Promise<[st
 }
 
 /** The tree the skeleton and the closure are added to: the whole rootfs with closure "full", else empty. */
-async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<ImageTree> {
-  if (!input.from || opts.closure !== 'full') return createTree();
-  return planWholeRootfs(input.source, opts.mtime, units);
+async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<{ tree: ImageTree; warnings: BuildWarning[] }> {
+  if (!input.from || opts.closure !== 'full') return { tree: createTree(), warnings: [] };
+  const tree = await planWholeRootfs(input.source, opts.mtime, units);
+  return { tree, warnings: opts.keepSourceUnits ? [] : leaveOutSourceUnits(tree, opts.pname, units) };
+}
+
+/**
+ * A rootfs brings its packages' unit files; those that match the prefix would be attached too (a distribution's
+ * own `lighttpd.service` beside yours), so only the units the build was given stay, with their `.wants` links.
+ */
+function leaveOutSourceUnits(tree: ImageTree, pname: string, units: LoadedUnit[]): BuildWarning[] {
+  const given = new Set(units.map((u) => u.name));
+  const dropped = new Set<string>();
+  for (const p of [...tree.entries.keys()]) {
+    const dir = UNIT_SEARCH_DIRS.find((d) => p.startsWith(`${d}/`));
+    if (!dir) continue;
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    if (given.has(name) || !isPortableUnitType(name) || !unitMatchesPrefix(name, pname)) continue;
+    if (!tree.entries.has(p)) continue;
+    removeEntry(tree, p);
+    dropped.add(name);
+  }
+  if (dropped.size === 0) return [];
+  const names = [...dropped].sort();
+  return [{ code: 'SOURCE_UNIT_LEFT_OUT', message: `left out the rootfs's own unit files that match '${pname}' but are not in units: ${names.join(', ')} (keepSourceUnits keeps them)`, subject: names[0] }];
 }
 
 /**
@@ -192,12 +225,16 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
+    for (const d of unitDirectories(u.parsed, u.name)) {
+      addEntry(tree, d.mountPoint, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: `mount point for ${d.key}=${d.name} of ${u.name}`, origin: 'generated' });
+    }
   }
 }
 
 /** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
 async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
-  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true });
+  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true, exclude: globMatcher(opts.exclude) });
+  await placeFiles(closure, opts);
   await addUnitPrograms(closure, units);
   await addContents(closure, contents, opts.symlinks);
   await addLdConfig(closure);
@@ -212,11 +249,36 @@ async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
         c.warnings.push({ code: 'SPECIFIER_IN_EXEC', message: `${where} program '${prog.executable}' uses a % specifier; not resolved, add it with contents`, subject: u.name });
         continue;
       }
+      if (placedProgram(c.tree, prog)) continue;
       const exe = await locateProgram(c.source, prog);
       if (!exe) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of ${c.source.name}`, u.name);
-      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath: prog.envPath });
+      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, forUnit: true, envPath: prog.envPath });
       if (real === null) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' does not exist in ${c.source.name}`, u.name);
+      await addArgumentPrograms(c, prog);
     }
+  }
+}
+
+/** A unit's program placed by `files`: it and what it needs were added with it. */
+function placedProgram(tree: ImageTree, prog: UnitProgram): boolean {
+  const candidates = prog.executable.startsWith('/') ? [prog.executable] : prog.searchPath.map((d) => `${d}/${prog.executable}`);
+  return candidates.some((p) => tree.entries.get(p)?.reason.startsWith(FILES_REASON));
+}
+
+/** What a command line runs through its arguments (`env NAME`, `sh -c '…'`): strict for env, best effort for scripts. */
+async function addArgumentPrograms(c: Closure, prog: UnitProgram): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    c.warnings.push({ code: 'COMMAND_UNRESOLVED', message: `${where} ${via} runs '${word}', which only the shell can expand: not resolved, add it with contents`, subject: prog.unit });
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(c.source, n, prog.envPath);
+    const real = exe ? await addPath(c, exe, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: n.strict, forUnit: n.strict, envPath: prog.envPath }) : null;
+    if (real !== null) continue;
+    const msg = `${where} ${n.via} runs '${n.executable}', which is not in PATH=${prog.envPath.join(':')} of ${c.source.name}`;
+    if (n.strict) throw new MkportableError('EXEC_NOT_FOUND', msg, prog.unit);
+    c.warnings.push({ code: 'COMMAND_NOT_FOUND', message: `${msg}; add it with contents if the script needs it`, subject: prog.unit });
   }
 }
 
@@ -234,11 +296,110 @@ async function addContents(c: Closure, contents: readonly string[], symlinks: re
   }
 }
 
+/**
+ * `files`: entries at paths of the user's choosing, after the skeleton and before the closure; a collision with
+ * either is an error naming both. Regular files among them bring what they need, found in the source.
+ */
+async function placeFiles(c: Closure, opts: ResolvedOptions): Promise<void> {
+  const host = hostSource();
+  const base = { uid: 0, gid: 0, mtime: opts.mtime, origin: 'files' };
+  const put = (p: string, entry: Entry) => {
+    try {
+      addEntry(c.tree, p, entry);
+    } catch (e) {
+      if (e instanceof MkportableError) throw new MkportableError('FILES_COLLISION', `files: ${e.message}`, p);
+      throw e;
+    }
+  };
+  const copy = async (from: string, to: string, top: boolean): Promise<void> => {
+    const st = await host.lstat(from);
+    if (!st) throw new MkportableError('PATH_NOT_FOUND', `files: source '${from}' of '${to}' does not exist`, from);
+    const reason = `${FILES_REASON}${to}`;
+    const origin = `host:${from}`;
+    if (st.type === 'dir') {
+      put(to, { ...base, origin, reason, type: 'dir', mode: st.mode & 0o7777 });
+      for (const name of await host.readdir(from)) await copy(`${from}/${name}`, to === '/' ? `/${name}` : `${to}/${name}`, false);
+    } else if (st.type === 'file') {
+      put(to, { ...base, origin, reason, type: 'file', mode: st.mode & 0o7777, size: st.size, content: { kind: 'source', source: host, path: from } });
+      await addContentNeeds(c, to, (o, l) => host.read(from, o, l), st.size, { reason: `needed by ${to} (files)`, strict: top, envPath: SYSTEMD_DEFAULT_PATH });
+    } else if (st.type === 'symlink') {
+      put(to, { ...base, origin, reason, type: 'symlink', mode: 0o777, target: await host.readlink(from) });
+    } else {
+      throw new MkportableError('CONFIG_INVALID', `files: '${from}' is a ${st.type}; only files, folders and symlinks can be placed`, from);
+    }
+  };
+  for (const f of opts.files) {
+    const reason = `${FILES_REASON}${f.path}`;
+    if ('source' in f) await copy(f.source, f.path, true);
+    else if ('text' in f) {
+      const data = new TextEncoder().encode(f.text);
+      put(f.path, { ...base, reason, type: 'file', mode: f.mode ?? 0o644, size: data.length, content: { kind: 'bytes', data } });
+      await addContentNeeds(c, f.path, async (o, l) => data.subarray(o, o + l), data.length, { reason: `needed by ${f.path} (files)`, strict: true, envPath: SYSTEMD_DEFAULT_PATH });
+    } else if ('type' in f) {
+      const existing = c.tree.entries.get(f.path);
+      if (existing?.type === 'dir' && f.mode !== undefined) existing.mode = f.mode;
+      else put(f.path, { ...base, reason, type: 'dir', mode: f.mode ?? 0o755 });
+    } else put(f.path, { ...base, reason, type: 'symlink', mode: 0o777, target: f.symlink });
+  }
+}
+
+/**
+ * `exclude`: what the closure left out (it never followed those paths), and what a whole rootfs brought that
+ * matches; the bytes saved count the excluded files and what only they needed, found by a closure of their own.
+ */
+async function leaveOutExcluded(c: Closure, opts: ResolvedOptions): Promise<{ excluded: { path: string; size: number }[]; excludedBytes: number }> {
+  if (opts.exclude.length === 0) return { excluded: [], excludedBytes: 0 };
+  const match = globMatcher(opts.exclude);
+  const sizes = new Map<string, number>();
+  let bytes = 0;
+  for (const [p, e] of [...c.tree.entries]) {
+    if (!match(p) || !c.tree.entries.has(p)) continue;
+    if (e.type === 'file') bytes += e.size;
+    sizes.set(p, e.type === 'file' ? e.size : 0);
+    removeEntry(c.tree, p);
+  }
+  const scratch = createClosure(c.source, createTree(), opts.mtime, []);
+  for (const p of c.excluded.keys()) await addPath(scratch, p, { reason: 'excluded', strict: false, envPath: SYSTEMD_DEFAULT_PATH }, true);
+  for (const [p, e] of scratch.tree.entries) {
+    if (c.tree.entries.has(p) || e.type !== 'file') continue;
+    bytes += e.size;
+    const top = [...c.excluded.keys()].find((x) => p === x || p.startsWith(`${x}/`));
+    if (top) sizes.set(top, (sizes.get(top) ?? 0) + e.size);
+  }
+  for (const p of c.excluded.keys()) if (!sizes.has(p)) sizes.set(p, 0);
+  const excluded = [...sizes].map(([path, size]) => ({ path, size })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { excluded, excludedBytes: bytes };
+}
+
+/** A service unit that reaches systemd's user database, so its dynamic user has a name (see USERDB_BIND). */
+function withUserdbAccess(u: LoadedUnit): LoadedUnit {
+  if (!u.name.endsWith('.service')) return u;
+  const text = withServiceLine(u.text, USERDB_BIND);
+  return text === u.text ? u : { ...u, text, parsed: parseUnitFile(text, u.where) };
+}
+
+/**
+ * nss-systemd beside the image's libc, with what it needs: true when the image carries it. Without a libc in the
+ * image (static programs) nothing looks names up through NSS; a source without the module gets a warning.
+ */
+async function addNssSystemd(c: Closure, units: LoadedUnit[]): Promise<boolean> {
+  if (!units.some((u) => u.name.endsWith('.service'))) return false;
+  const libc = [...c.tree.entries.keys()].find((p) => p.endsWith('/libc.so.6') && c.tree.entries.get(p)!.type === 'file');
+  if (!libc) return false;
+  const module = `${libc.slice(0, libc.lastIndexOf('/'))}/${NSS_SYSTEMD_LIBRARY}`;
+  const found = await addPath(c, module, { reason: 'nss-systemd: names of dynamic users', strict: false, envPath: SYSTEMD_DEFAULT_PATH });
+  if (found === null) {
+    c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: `${module} is not in ${c.source.name}: programs cannot look up their dynamic user's name (install libnss-systemd, or dynamicUserLookup: false)`, subject: module });
+    return false;
+  }
+  return true;
+}
+
 /** Owners from a rootfs, the configured symlinks, and name service files where the tree has none. */
-async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input): Promise<void> {
+async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input, nssSystemd: boolean): Promise<void> {
   if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
   addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime);
+  addMinimalEtc(tree, opts.mtime, nssSystemd);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {

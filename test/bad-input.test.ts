@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync, readdirSync, chmodSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { hasCommand, runCli, runCommand, tempDir } from './support/env.js';
+import { hasCommand, needs, runCli, runCommand, tempDir } from './support/env.js';
 
 /** Each bad input: exit 1, one line on stderr that names the culprit, and nothing in the output folder. */
 async function refused(t: TestContext, config: object | string, expect: RegExp, files: Record<string, string> = {}) {
@@ -68,7 +68,7 @@ test('bare Exec name not in systemd\'s search path', async (t) => {
 });
 
 test('a library the unit\'s program needs and no search path provides', async (t) => {
-  if (!hasCommand('gcc')) return t.skip('gcc not installed');
+  if (!needs(t, hasCommand('gcc'), 'gcc not installed')) return;
   const dir = tempDir(t);
   writeFileSync(path.join(dir, 'lib.c'), 'int answer(void) { return 42; }\n');
   writeFileSync(path.join(dir, 'main.c'), 'int answer(void); int main(void) { return answer() - 42; }\n');

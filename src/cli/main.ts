@@ -13,7 +13,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 function optionHelp(s: Setting): string {
   if (s.kind === 'boolean') return `${`  --${s.flag}`.padEnd(34)}${s.help}`;
-  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
+  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'files' ? 'PATH=SOURCE' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
   const flag = `  --${s.flag} ${arg}`;
   return `${flag.padEnd(34)}${s.help}${s.default ? ` (default: ${s.default})` : ''}`;
 }
@@ -22,7 +22,7 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--json]
+  mkportable inspect IMAGE [--prefix P]... [--profile default|nonetwork|strict|trusted] [--json]
                                                judge an image (.raw or folder) by portabled's rules
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
@@ -49,7 +49,7 @@ Exit status: 0 success, 1 build failure, 2 usage error.
 function buildFlags(): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, sbom: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
   for (const s of SETTINGS) {
-    const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
+    const multiple = ['units', 'symlinks', 'string[]', 'record', 'files'].includes(s.kind);
     options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
   }
   return options;
@@ -57,7 +57,7 @@ function buildFlags(): ParseArgsConfig['options'] {
 
 function splitPair(flag: string, value: string): [string, string] {
   const i = value.indexOf('=');
-  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : 'KEY=VALUE'}, got '${value}'`);
+  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : flag === 'file' ? 'PATH=SOURCE' : 'KEY=VALUE'}, got '${value}'`);
   return [value.slice(0, i), value.slice(i + 1)];
 }
 
@@ -82,6 +82,13 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((x): SymlinkSpec => {
           const [symlink, object] = splitPair(s.flag, x);
           return { symlink, object };
+        });
+        break;
+      case 'files':
+        // SOURCE is relative to the working directory, like --unit.
+        out[s.key] = (v as string[]).map((x) => {
+          const [p, source] = splitPair(s.flag, x);
+          return { path: p, source: path.resolve(source) };
         });
         break;
       case 'record':
@@ -257,12 +264,15 @@ async function publishCommand(args: string[]): Promise<number> {
 }
 
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, profile: { type: 'string' }, json: { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
+  const { PROFILE_NAMES } = await import('../systemd/profiles.js');
+  const profile = values.profile as string | undefined;
+  if (profile !== undefined && !PROFILE_NAMES.includes(profile)) throw new UsageError(`--profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, profile });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {

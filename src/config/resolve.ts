@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
-import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
+import type { FileSpec, PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
 import { validatePname, validateVersion } from '../systemd/portabled.js';
@@ -17,6 +17,11 @@ export interface ResolvedOptions {
   readonly homepage?: string;
   readonly symlinks: readonly Readonly<SymlinkSpec>[];
   readonly contents: readonly string[];
+  /** `files`, with `source` made absolute (relative to the config file). */
+  readonly files: readonly Readonly<FileSpec>[];
+  readonly exclude: readonly string[];
+  readonly keepSourceUnits: boolean;
+  readonly dynamicUserLookup: boolean;
   readonly squashfsTools?: string;
   readonly compression: readonly string[];
   readonly blockSize: number;
@@ -56,6 +61,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   validatePname(o.pname!);
   validateVersion(o.version!);
   for (const c of o.contents ?? []) requireAbsolute(`${where}: contents`, c);
+  for (const g of o.exclude ?? []) requireAbsolute(`${where}: exclude`, g);
   for (const s of o.symlinks ?? []) {
     requireAbsolute(`${where}: symlinks[].object`, s.object);
     requireAbsolute(`${where}: symlinks[].symlink`, s.symlink);
@@ -81,6 +87,10 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     homepage: o.homepage,
     symlinks: (o.symlinks ?? []).map((s) => ({ ...s })),
     contents: [...(o.contents ?? [])],
+    files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
+    exclude: [...(o.exclude ?? [])],
+    keepSourceUnits: o.keepSourceUnits ?? false,
+    dynamicUserLookup: o.dynamicUserLookup ?? true,
     squashfsTools: o.squashfsTools,
     compression,
     blockSize,

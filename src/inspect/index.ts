@@ -8,12 +8,12 @@ export { prefixFromName } from '../systemd/portabled.js';
 export { inspectSource, type InspectReport, type Problem, type Severity } from './inspect.js';
 
 /** Inspect a `.raw` squashfs image or a folder tree, as portablectl would be given it. */
-export async function inspectPath(target: string, opts: { prefixes?: string[] } = {}): Promise<InspectReport> {
+export async function inspectPath(target: string, opts: { prefixes?: string[]; profile?: string } = {}): Promise<InspectReport> {
   const st = await fs.stat(target).catch(() => null);
   if (!st) throw new MkportableError('PATH_NOT_FOUND', `${target}: no such file or directory`, target);
   if (st.isDirectory()) {
     return inspectSource(directorySource(path.resolve(target), path.basename(path.resolve(target))), {
-      name: path.basename(path.resolve(target)), kind: 'directory', prefixes: opts.prefixes,
+      name: path.basename(path.resolve(target)), kind: 'directory', prefixes: opts.prefixes, profile: opts.profile,
     });
   }
   const { openImage } = await import('../squashfs/read/index.js');
@@ -21,7 +21,7 @@ export async function inspectPath(target: string, opts: { prefixes?: string[] } 
   const image = await openImage(target);
   try {
     return await inspectSource(squashfsSource(image, path.basename(target)), {
-      name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize,
+      name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize, profile: opts.profile,
     });
   } finally {
     await image.close();

@@ -1,10 +1,13 @@
 import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
-import { parseUnitFile } from '../formats/unitfile.js';
-import { locateProgram, programWhere, unitPrograms } from '../units/programs.js';
+import { parseUnitFile, unitValues } from '../formats/unitfile.js';
+import { readElfInfo } from '../formats/elf.js';
+import { JIT_LIBRARIES, JIT_PROGRAMS, PROFILES, type Profile } from '../systemd/profiles.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from '../units/programs.js';
+import { unitDirectories } from '../units/directories.js';
 import { realpathIn } from '../sources/realpath.js';
-import { addPath, createClosure } from '../closure/resolve.js';
+import { addPath, createClosure, type Closure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
 import {
   MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, UNIT_SEARCH_DIRS,
@@ -30,6 +33,8 @@ export interface InspectOptions {
   prefixes?: string[];
   /** The squashfs block size, when the image is one. */
   blockSize?: number;
+  /** The portablectl profile the image will be attached with (default "default"). */
+  profile?: string;
 }
 
 export interface InspectReport {
@@ -155,11 +160,91 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   }
 
   await checkPrograms(source, attached, report);
+  await checkProfile(source, attached, PROFILES[opts.profile ?? 'default'], report);
 
   if (opts.blockSize !== undefined && opts.blockSize < MIN_PORTABLE_BLOCK_SIZE) {
     report('warning', 'block-size-small', `block size ${opts.blockSize / 1024} KiB: the image will not mount on kernels with 64 KiB pages`);
   }
   return { name: base, prefixes, osRelease, units, problems, ok: !problems.some((p) => p.severity === 'error') };
+}
+
+/** Programs a command line runs through its arguments must be in the image too: env's as an error, shell words as warnings. */
+async function checkArgumentPrograms(source: Source, closure: Closure, prog: UnitProgram, unitPath: string, report: Report): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    report('warning', 'command-unresolved', `${where} ${via} runs '${word}', which only the shell can expand: not checked`, unitPath);
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(source, n, prog.envPath);
+    const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+    const st = real ? await source.lstat(real) : null;
+    if (!st || st.type !== 'file' || (st.mode & 0o111) === 0) {
+      const msg = `${where} ${n.via} runs '${n.executable}', which is not an executable in PATH=${prog.envPath.join(':')} of the image`;
+      if (n.strict) report('error', 'exec-missing', `${msg}: the command fails (127)`, unitPath);
+      else report('warning', 'command-missing', `${msg}: the script fails where it runs it (127)`, unitPath);
+      continue;
+    }
+    await addPath(closure, exe!, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: false, envPath: prog.envPath });
+  }
+}
+
+/**
+ * What the profile's drop-in takes from a unit, which the unit cannot take back (a drop-in wins over the unit's own
+ * lines): W^X memory for JIT runtimes, address families and capabilities it asks for; and template units, which
+ * `attach --now` cannot start by themselves.
+ */
+async function checkProfile(source: Source, units: FoundUnit[], profile: Profile, report: Report): Promise<void> {
+  for (const u of units) {
+    if (/@\.[a-z]+$/.test(u.name)) {
+      report('warning', 'unit-template', `${u.name} is a template: attach --now prints "Unit name ${u.name} is missing the instance name" and starts no instance; it runs through its socket (Accept=yes) or as ${u.name.replace('@.', '@NAME.')}`, u.path);
+    }
+    let parsed;
+    try {
+      parsed = parseUnitFile(u.text!, u.name);
+    } catch {
+      continue;
+    }
+    if (!u.name.endsWith('.service')) continue;
+    const fix = `attach with --profile=trusted, or add a host drop-in (/etc/systemd/system/${u.name}.d/50-override.conf)`;
+    if (profile.memoryDenyWriteExecute) {
+      for (const prog of unitPrograms(parsed, u.name, { onInvalid: () => {} })) {
+        if (prog.key !== 'ExecStart' || prog.hasSpecifier) continue;
+        const exe = await locateProgram(source, prog);
+        const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+        if (!real) continue;
+        const jit = await jitRuntime(source, real);
+        if (!jit || prog.argv.includes('--jitless')) continue;
+        report('warning', 'jit-memory-deny-write-execute',
+          `${u.name}: ${real} is a JIT runtime (${jit}); the ${profile.name} profile's MemoryDenyWriteExecute=yes kills it at its first compiled code (node: status=5/TRAP): ${fix} with MemoryDenyWriteExecute=no${/node/.test(jit) ? ', or run node with --jitless' : ''}`, u.path);
+      }
+    }
+    if (profile.addressFamilies) {
+      const asked = unitValues(parsed, 'Service', 'RestrictAddressFamilies').flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((f) => /^AF_/.test(f));
+      const lost = [...new Set(asked.filter((f) => !profile.addressFamilies!.includes(f)))];
+      if (lost.length) report('warning', 'address-family-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile removes (RestrictAddressFamilies=${profile.addressFamilies.join(' ')}): socket() fails with EAFNOSUPPORT; ${fix}`, u.path);
+    }
+    if (profile.capabilities) {
+      const asked = ['AmbientCapabilities', 'CapabilityBoundingSet'].flatMap((k) => unitValues(parsed, 'Service', k))
+        .flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((c) => /^CAP_/.test(c));
+      const lost = [...new Set(asked.filter((c) => !profile.capabilities!.includes(c)))];
+      if (lost.length) report('warning', 'capability-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile's CapabilityBoundingSet= removes: the call needing it fails with EPERM; ${fix}`, u.path);
+    }
+  }
+}
+
+/** The JIT runtime a program is, by its name or the libraries it links, or undefined. */
+async function jitRuntime(source: Source, real: string): Promise<string | undefined> {
+  const base = path.basename(real);
+  if (JIT_PROGRAMS.test(base)) return base;
+  const st = await source.lstat(real);
+  if (st?.type !== 'file' || st.size < 64) return undefined;
+  try {
+    const info = await readElfInfo((o, l) => source.read(real, o, l), st.size, real);
+    return info.needed.find((n) => JIT_LIBRARIES.test(n));
+  } catch {
+    return undefined;
+  }
 }
 
 type Report = (severity: Severity, rule: string, message: string, p?: string) => void;
@@ -199,6 +284,13 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
         continue;
       }
       await addPath(closure, exe, { reason: `${prog.key}= of ${u.name}`, strict: false, envPath: prog.envPath });
+      await checkArgumentPrograms(source, closure, prog, u.path, report);
+    }
+    for (const d of unitDirectories(parsed, u.name)) {
+      const real = await realpathIn(source, d.mountPoint).catch(() => undefined);
+      if (!real || (await source.lstat(real))?.type !== 'dir') {
+        report('error', 'unit-directory-missing', `${u.name}: ${d.key}=${d.name} needs the folder ${d.mountPoint} in the image to mount onto: the start fails (226/NAMESPACE)`, d.mountPoint);
+      }
     }
   }
   const seen = new Set<string>();

@@ -31,9 +31,13 @@ export function addMountPoints(tree: ImageTree, mtime: number): void {
   for (const file of MOUNT_POINT_FILES) addFile(tree, file, '', mtime, 'mount point');
 }
 
-/** Add passwd, group and nsswitch.conf unless the closure or contents already put them there. */
-export function addMinimalEtc(tree: ImageTree, mtime: number): void {
+/**
+ * Add passwd, group and nsswitch.conf unless the closure or contents already put them there; with `nssSystemd`
+ * (the image carries nss-systemd) passwd and group are looked up in systemd's user database after the files.
+ */
+export function addMinimalEtc(tree: ImageTree, mtime: number, nssSystemd = false): void {
   for (const [p, body] of Object.entries(MINIMAL_ETC)) {
-    if (!tree.entries.has(p)) addFile(tree, p, body, mtime, 'minimal name service file');
+    const text = nssSystemd && p === '/etc/nsswitch.conf' ? body.replace(/^(passwd|group): files$/gm, '$1: files systemd') : body;
+    if (!tree.entries.has(p)) addFile(tree, p, text, mtime, 'minimal name service file');
   }
 }

@@ -37,6 +37,27 @@ export const STICKY_DIRS = ['/tmp', '/var/tmp'];
 export const STATE_DIRS = ['/var/lib', '/var/cache', '/var/log'];
 
 /**
+ * Where StateDirectory=, CacheDirectory=, LogsDirectory= and ConfigurationDirectory= live in the service's view:
+ * systemd binds the host's folder onto `<root>/<name>`, and on a read-only image it cannot create that mount point
+ * ("Failed to create destination mount point node … Read-only file system", 226/NAMESPACE), so the image must
+ * carry `<root>/<name>` as an empty folder. RuntimeDirectory= lives on /run, which the profiles mount as tmpfs.
+ */
+export const UNIT_DIRECTORY_ROOTS: Readonly<Record<string, string>> = {
+  StateDirectory: '/var/lib',
+  CacheDirectory: '/var/cache',
+  LogsDirectory: '/var/log',
+  ConfigurationDirectory: '/etc',
+};
+
+/**
+ * Dynamic users (DynamicUser=, which every profile but trusted imposes) exist only in systemd's user database:
+ * glibc finds them through nss-systemd, which asks the varlink sockets in /run/systemd/userdb. The profiles give
+ * the service a /run of its own without them, so the unit binds that folder in ('-': fine where it is missing).
+ */
+export const NSS_SYSTEMD_LIBRARY = 'libnss_systemd.so.2';
+export const USERDB_BIND = 'BindReadOnlyPaths=-/run/systemd/userdb';
+
+/**
  * systemd's built-in search path for bare Exec names (find_executable_full() without ExecSearchPath=) and the
  * PATH a service gets by default (the manager's DEFAULT_PATH).
  */

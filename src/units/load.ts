@@ -52,3 +52,13 @@ export async function loadUnits(specs: UnitSpec[], baseDir: string, pname: strin
   }
   return units;
 }
+
+/**
+ * The unit's text with a line added to its [Service] section (a new one at the end: systemd merges sections of
+ * the same name). Shipped in the unit file itself, since portabled copies unit files, not the image's drop-ins.
+ */
+export function withServiceLine(text: string, line: string): string {
+  if (text.split('\n').some((l) => l.trim() === line)) return text;
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  return `${body}\n# Added by mkportable: nss-systemd reaches dynamic users through systemd's user database.\n[Service]\n${line}\n`;
+}

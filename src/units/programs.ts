@@ -15,6 +15,7 @@ import { normalizeImagePath } from '../plan/tree.js';
 import { findInPath } from '../sources/realpath.js';
 import type { Source } from '../sources/source.js';
 import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
+import { shellCommands } from '../formats/shell.js';
 
 /** The section holding a unit type's command lines and exec settings, and its Exec*= keys. */
 const EXEC_SECTIONS: Record<string, { section: string; keys: readonly string[] }> = {
@@ -108,3 +109,121 @@ export async function locateProgram(source: Source, prog: UnitProgram): Promise<
 
 /** "demo.socket: ExecStartPre=", for messages. */
 export const programWhere = (prog: UnitProgram): string => `${prog.unit}: ${prog.key}=`;
+
+/** A program that a unit's command line runs through another one: `env NAME`, `sh -c '… NAME …'`, `nohup NAME`. */
+export interface NamedProgram {
+  /** A path, or a bare name looked up in the process's PATH (`envPath`). */
+  executable: string;
+  /** How it is named, for messages: "env", "sh -c". */
+  via: string;
+  /** The command line cannot run without it (env's program); shell words are best effort. */
+  strict: boolean;
+}
+
+export interface ArgumentPrograms {
+  programs: NamedProgram[];
+  /** Shell command words built from expansions: only running the script would tell. */
+  unresolved: { word: string; via: string }[];
+}
+
+const SHELLS = new Set(['sh', 'bash', 'dash', 'ash', 'ksh', 'mksh', 'zsh', 'busybox']);
+/** Programs that run their first operand as a command, with the options that take a value. */
+const WRAPPERS: Record<string, { valueOptions: string[]; operands?: number }> = {
+  nohup: { valueOptions: [] },
+  setsid: { valueOptions: [] },
+  nice: { valueOptions: ['-n', '--adjustment'] },
+  timeout: { valueOptions: ['-s', '--signal', '-k', '--kill-after'], operands: 1 },
+  stdbuf: { valueOptions: ['-i', '-o', '-e'] },
+};
+
+/** env(1)'s operands: options, NAME=VALUE assignments and `-S` strings skipped; what is left is the command. */
+function envCommand(args: string[]): string[] {
+  const rest = [...args];
+  while (rest.length) {
+    const a = rest[0];
+    if (a === '--') {
+      rest.shift();
+      break;
+    }
+    if (a === '-S' || a === '--split-string') {
+      rest.shift();
+      rest.splice(0, 1, ...(rest[0] ?? '').split(/\s+/).filter(Boolean));
+      continue;
+    }
+    if (a.startsWith('-S') || a.startsWith('--split-string=')) {
+      rest.splice(0, 1, ...a.slice(a.startsWith('-S') ? 2 : 15).split(/\s+/).filter(Boolean));
+      continue;
+    }
+    if (a === '-u' || a === '--unset' || a === '-C' || a === '--chdir') {
+      rest.splice(0, 2);
+      continue;
+    }
+    if (a.startsWith('-')) {
+      rest.shift();
+      continue;
+    }
+    if (/^[^=]+=/.test(a)) {
+      rest.shift();
+      continue;
+    }
+    break;
+  }
+  return rest;
+}
+
+/** The script of `sh [-options] -c SCRIPT …`, or undefined when the shell runs no `-c` string. */
+function shellScript(args: string[]): string | undefined {
+  let c = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--' || !/^[-+]/.test(a)) return c ? args[i + (a === '--' ? 1 : 0)] : undefined;
+    if (a === '-o' || a === '+o') {
+      i++;
+      continue;
+    }
+    if (/^-[a-zA-Z]+$/.test(a) && a.includes('c')) c = true;
+  }
+  return undefined;
+}
+
+/**
+ * The programs a command line runs through its arguments, read statically and never run: the command of `env`
+ * (after its options and assignments), the commands of a `sh -c`/`bash -c` script (see formats/shell.ts), and
+ * the command of nohup, setsid, nice, timeout and stdbuf, each followed again (`env sh -c '…'`).
+ */
+export function argumentPrograms(executable: string, args: readonly string[]): ArgumentPrograms {
+  const out: ArgumentPrograms = { programs: [], unresolved: [] };
+  const follow = (exe: string, rest: string[], depth: number): void => {
+    if (depth > 8) return;
+    const base = exe.slice(exe.lastIndexOf('/') + 1);
+    if (base === 'env') {
+      const cmd = envCommand(rest);
+      if (!cmd.length) return;
+      out.programs.push({ executable: cmd[0], via: 'env', strict: true });
+      follow(cmd[0], cmd.slice(1), depth + 1);
+    } else if (SHELLS.has(base)) {
+      const script = shellScript(rest);
+      if (script === undefined) return;
+      const found = shellCommands(script);
+      for (const w of found.commands) out.programs.push({ executable: w, via: `${base} -c`, strict: false });
+      for (const w of found.unresolved) out.unresolved.push({ word: w, via: `${base} -c` });
+    } else if (WRAPPERS[base]) {
+      const { valueOptions, operands = 0 } = WRAPPERS[base];
+      let i = 0;
+      while (i < rest.length && rest[i].startsWith('-') && rest[i] !== '--') i += valueOptions.includes(rest[i]) ? 2 : 1;
+      if (rest[i] === '--') i++;
+      i += operands;
+      if (i >= rest.length) return;
+      out.programs.push({ executable: rest[i], via: base, strict: false });
+      follow(rest[i], rest.slice(i + 1), depth + 1);
+    }
+  };
+  follow(executable, [...args], 0);
+  return out;
+}
+
+/** Where a named program is found: as written when it is a path, else in the process's PATH. */
+export async function locateNamed(source: Source, named: NamedProgram, envPath: readonly string[]): Promise<string | undefined> {
+  if (named.executable.includes('/')) return named.executable.startsWith('/') ? named.executable : undefined;
+  return findInPath(source, named.executable, envPath);
+}

@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { IN_CI } from '../../scripts/testing/ci.mjs';
+
+export { IN_CI };
 
 export const REPO = path.resolve(new URL('../..', import.meta.url).pathname);
-export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
 export function hasCommand(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
