@@ -1,9 +1,9 @@
 {
   "targets": [
     {
-      "target_name": "mkportable_xz",
-      "sources": ["src/compress/native/xz.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "target_name": "mkportable_native",
+      "sources": ["src/native/addon.c", "src/native/xz.c", "src/native/fs.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-D_FILE_OFFSET_BITS=64"],
       "libraries": ["-llzma"]
     }
   ]

@@ -4,3 +4,4 @@ export { findConfig, loadConfigFile } from './config/load.js';
 export { MkportableError, type ErrorCode, type BuildWarning, type WarningCode } from './errors.js';
 export type { Source, SourceStat } from './sources/source.js';
 export { directorySource, hostSource } from './sources/host.js';
+export { fromBytes, toBytes, escapeName, parseEscapes } from './formats/bytenames.js';

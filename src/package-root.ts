@@ -23,3 +23,8 @@ export function packageRoot(): string {
     dir = up;
   }
 }
+
+/** mkportable's own native addon (xz, xattrs, SEEK_DATA): its loader, which finds what node-gyp built at install. */
+export function nativeAddonPath(): string {
+  return path.join(packageRoot(), 'src/native/index.cjs');
+}

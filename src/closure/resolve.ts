@@ -1,7 +1,8 @@
 import path from 'node:path/posix';
-import { MkportableError, type BuildWarning } from '../errors.js';
+import { MkportableError, type BuildWarning, systemReason } from '../errors.js';
 import type { Source, SourceStat } from '../sources/source.js';
-import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
+import { type Entry, type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
+import { sourceXattrs } from '../sources/xattrs.js';
 import { addEntry, ensureDirs } from '../plan/add.js';
 import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
@@ -66,29 +67,37 @@ function origin(c: Closure, p: string): string {
 /** Entries placed by `files` carry this reason prefix: the closure must not put something else there. */
 export const FILES_REASON = 'files entry ';
 
-function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): void {
+/**
+ * Put what the source has at `p` into the image at the same path (owners root, the build's timestamp), with its
+ * extended attributes (file capabilities, user.*) when the source has any.
+ */
+async function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): Promise<void> {
   const placed = c.tree.entries.get(p);
   if (placed && placed.reason.startsWith(FILES_REASON) && !(placed.type === 'dir' && st.type === 'dir')) {
     throw new MkportableError('FILES_COLLISION', `files: ${p}: the ${placed.reason} is where ${why.reason} needs ${origin(c, p)}`, p);
   }
   const base = { mode: st.mode, uid: 0, gid: 0, mtime: c.mtime, reason: why.reason, origin: origin(c, p) };
+  let entry: Entry;
   switch (st.type) {
     case 'dir':
-      addEntry(c.tree, p, { ...base, type: 'dir' }, 'keep');
-      return;
+      entry = { ...base, type: 'dir' };
+      break;
     case 'file':
-      addEntry(c.tree, p, { ...base, type: 'file', size: st.size, content: { kind: 'source', source: c.source, path: p } }, 'keep');
-      return;
+      entry = { ...base, type: 'file', size: st.size, content: { kind: 'source', source: c.source, path: p } };
+      break;
     case 'symlink':
-      addEntry(c.tree, p, { ...base, mode: 0o777, type: 'symlink', target: target! }, 'keep');
-      return;
+      entry = { ...base, mode: 0o777, type: 'symlink', target: target! };
+      break;
     case 'char':
     case 'block':
-      addEntry(c.tree, p, { ...base, type: st.type, major: st.rdev?.major ?? 0, minor: st.rdev?.minor ?? 0 }, 'keep');
-      return;
+      entry = { ...base, type: st.type, major: st.rdev?.major ?? 0, minor: st.rdev?.minor ?? 0 };
+      break;
     default:
-      addEntry(c.tree, p, { ...base, type: st.type }, 'keep');
+      entry = { ...base, type: st.type };
   }
+  if (!addEntry(c.tree, p, entry, 'keep') || !c.source.xattrs) return;
+  const xattrs = await sourceXattrs(c.source, p);
+  if (xattrs) entry.xattrs = xattrs;
 }
 
 /**
@@ -115,13 +124,13 @@ async function walkIn(c: Closure, p: string, why: Why, stores: Set<string>): Pro
     if (stat.type === 'symlink') {
       if (++links > MAX_SYMLINKS) throw new MkportableError('SYMLINK_LOOP', `${p}: too many levels of symbolic links in ${c.source.name}`, p);
       const target = await c.source.readlink(cand);
-      addFromStat(c, cand, stat, why, target);
+      await addFromStat(c, cand, stat, why, target);
       if (target.startsWith('/')) done = '/';
       rest = [...target.split('/').filter((s) => s !== '' && s !== '.'), ...rest];
       continue;
     }
     if (rest.length > 0 && stat.type !== 'dir') return null;
-    if (stat.type === 'dir') addFromStat(c, cand, stat, why);
+    if (stat.type === 'dir') await addFromStat(c, cand, stat, why);
     done = cand;
   }
   return stat ? { real: done, stat } : null;
@@ -141,12 +150,12 @@ export async function addPath(c: Closure, p: string, why: Why, recursive = false
   if (found) {
     const { real, stat } = found;
     if (stat.type === 'file') {
-      addFromStat(c, real, stat, why);
+      await addFromStat(c, real, stat, why);
       await analyseFile(c, real, stat, why);
     } else if (stat.type === 'dir') {
       if (recursive) await addDirectory(c, real, why);
     } else {
-      addFromStat(c, real, stat, why);
+      await addFromStat(c, real, stat, why);
     }
   }
   for (const sp of stores) await addStoreClosure(c, sp, why);
@@ -198,10 +207,10 @@ async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {
         fail(c, inner, new MkportableError('PATH_NOT_FOUND', `${child}: symlink to '${await c.source.readlink(child)}', which does not exist in ${c.source.name}`, child), 'dangling-symlink');
       }
     } else if (st.type === 'dir') {
-      addFromStat(c, child, st, inner);
+      await addFromStat(c, child, st, inner);
       await addDirectory(c, child, inner);
     } else {
-      addFromStat(c, child, st, inner);
+      await addFromStat(c, child, st, inner);
       if (st.type === 'file') await analyseFile(c, child, st, inner);
     }
   }
@@ -228,7 +237,7 @@ export async function addContentNeeds(
   try {
     head = await read(0, 256);
   } catch (e) {
-    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${(e as Error).message}`, real);
+    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${systemReason(e)}`, real);
   }
   if (isElfMagic(head)) {
     let info: ElfInfo;

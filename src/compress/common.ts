@@ -2,9 +2,6 @@
  * Pieces every compressor module shares: the error constructors, option-word handling and the async wrappers.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { packageRoot } from '../package-root.js';
 import { MkportableError } from '../errors.js';
 import type { CompressorSpec, SyncCompressor } from './types.js';
 
@@ -26,17 +23,25 @@ export function unsupported(what: string): MkportableError {
 export const requireNative = createRequire(import.meta.url);
 
 /**
- * mkportable's own xz binding (native/xz.c), compiled by node-gyp when the package is installed (binding.gyp at
- * the package root). Older checkouts built it inside src/compress/native; that place still works.
+ * A native binding loaded on first use, so that a missing addon fails only the compressor that needs it, and
+ * as one line saying what is missing and how to get it (`fix`), not as a module-loader stack trace.
  */
-export function loadXzBinding(): unknown {
-  const root = packageRoot();
-  const places = ['build/Release/mkportable_xz.node', 'src/compress/native/build/Release/mkportable_xz.node'].map((p) => path.join(root, p));
-  const found = places.find((p) => existsSync(p));
-  if (!found) {
-    throw new Error(`mkportable's xz binding is not built (${places[0]}): run 'npm rebuild mkportable' with liblzma-dev, python3, make and g++ installed`);
-  }
-  return requireNative(found);
+export function nativeAddon<T>(id: string, what: string, fix: string): () => T {
+  let loaded: T | undefined;
+  return () => {
+    if (loaded === undefined) {
+      try {
+        loaded = requireNative(id) as T;
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code !== 'MODULE_NOT_FOUND' && err.code !== 'ERR_DLOPEN_FAILED') throw e;
+        const why = err.code === 'MODULE_NOT_FOUND' ? 'is not built or not installed' : 'does not load';
+        const detail = (err.message.split('\n')[0] ?? '').trim();
+        throw new MkportableError('ADDON_MISSING', `${what} ${why} (${detail}): ${fix}`, id);
+      }
+    }
+    return loaded;
+  };
 }
 
 /** One -X option of a compressor: `value` is the next word when the option takes one. */

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import type { PortableServiceOptions } from './options.js';
 import { normalizeOptions } from './settings.js';
 import { resolveSelfImports } from './self-import.js';
@@ -39,7 +39,7 @@ export async function loadConfigFile(file: string): Promise<Partial<PortableServ
     try {
       text = await fs.readFile(file, 'utf8');
     } catch (e) {
-      throw new MkportableError('CONFIG_NOT_FOUND', `${file}: cannot read: ${(e as Error).message}`, file);
+      throw new MkportableError('CONFIG_NOT_FOUND', `${file}: cannot read: ${systemReason(e)}`, file);
     }
     try {
       raw = JSON.parse(text);
