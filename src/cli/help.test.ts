@@ -38,7 +38,7 @@ test('build --help lists every setting with its flag, aliases and default', () =
     assert.ok(line, `build --help lacks --${s.flag}`);
     for (const a of s.aliases ?? []) assert.ok(line.includes(`--${a}`), `--${s.flag} line lacks --${a}`);
     if (s.kind !== 'boolean' && !['none', '[]', '{}'].includes(s.default)) {
-      assert.ok(line.includes(s.default === 'required' ? '(required)' : `(default: ${s.default})`), `--${s.flag}: ${line}`);
+      assert.ok(line.includes(s.default.startsWith('required') ? `(${s.default})` : `(default: ${s.default})`), `--${s.flag}: ${line}`);
     }
   }
 });

@@ -17,7 +17,7 @@ const ARG_OF_KIND: Partial<Record<Setting['kind'], string>> = { number: 'N', sym
 function settingFlag(s: Setting): FlagSpec {
   const multiple = ['units', 'symlinks', 'string[]', 'record', 'files'].includes(s.kind);
   // Booleans are switches: their default is the option's, not the flag's. List defaults ([]) say nothing.
-  const note = s.kind === 'boolean' || ['none', '[]', '{}'].includes(s.default) ? undefined : s.default === 'required' ? '(required)' : `(default: ${s.default})`;
+  const note = s.kind === 'boolean' || ['none', '[]', '{}'].includes(s.default) ? undefined : s.default.startsWith('required') ? `(${s.default})` : `(default: ${s.default})`;
   return {
     name: s.flag, aliases: s.aliases, type: s.kind === 'boolean' ? 'boolean' : 'string', multiple,
     arg: s.arg ?? ARG_OF_KIND[s.kind] ?? 'VALUE', help: s.help, note,

@@ -84,11 +84,11 @@ test('contents and symlinks must be absolute paths', () => {
 });
 
 test('every problem of a config comes in one error, listed on one line', () => {
-  assert.throws(() => normalizeOptions('cfg.json', { pnam: 'x', version: 1, units: [], 'squash-compresion': 'gzip' }), (e: unknown) => {
+  assert.throws(() => normalizeOptions('cfg.json', { pnam: 'x', version: 1, units: 'a.service', 'squash-compresion': 'gzip' }), (e: unknown) => {
     assert.ok(e instanceof MkportableError);
     assert.equal(e.code, 'CONFIG_INVALID');
     assert.equal(e.message, "cfg.json: 4 problems: unknown option 'pnam' (did you mean 'pname'?); 'version' must be a string, got 1; "
-      + "'units' must be a non-empty list of unit files, got []; unknown option 'squash-compresion' (did you mean 'squash-compression'?)");
+      + "'units' must be a list of unit files, got \"a.service\"; unknown option 'squash-compresion' (did you mean 'squash-compression'?)");
     assert.equal(e.problems?.length, 4);
     return true;
   });

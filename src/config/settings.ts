@@ -27,7 +27,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'pname', kind: 'string', flag: 'pname', arg: 'NAME', help: 'service name; image prefix and unit prefix ([A-Za-z0-9.-])', default: 'required' },
   // `--version` after `build` is the image's version (`mkportable --version` prints the tool's); --image-version says it plainly.
   { key: 'version', kind: 'string', flag: 'version', aliases: ['image-version'], arg: 'VERSION', help: 'image version, after the "_" in the file name', default: 'required' },
-  { key: 'units', kind: 'units', flag: 'unit', arg: 'FILE', help: 'unit file to ship (repeatable); names must start with pname', default: 'required' },
+  { key: 'units', kind: 'units', flag: 'unit', arg: 'FILE', help: 'unit file to ship (repeatable); names must start with pname', default: 'required (not for sysext, confext)' },
   { key: 'description', kind: 'string', flag: 'description', arg: 'TEXT', help: 'PORTABLE_PRETTY_NAME in os-release', default: 'none' },
   { key: 'homepage', kind: 'string', flag: 'homepage', arg: 'URL', help: 'HOME_URL in os-release', default: 'none' },
   { key: 'symlinks', kind: 'symlinks', flag: 'symlink', arg: 'LINK=OBJECT', help: 'a link in the image to OBJECT, with its closure (repeatable)', default: '[]' },
