@@ -4,7 +4,7 @@
  * image and check it by inspect's rules. Each step takes and returns plain data.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { asMkportableError, MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
@@ -33,6 +33,9 @@ import { prepareOutDir } from './writers/out-dir.js';
 import { inspectPath, type Problem } from './inspect/index.js';
 import { inspectStackPaths } from './inspect/stack.js';
 import { openFrom, type OpenedFrom } from './sources/from.js';
+import { readPackageDb, type DistroPackage } from './packages/db.js';
+import { spdxForImage } from './sbom/spdx.js';
+import { packageRoot } from './package-root.js';
 import { planFromSource } from './plan/from-source.js';
 import { makeRoom, removeEntry } from './plan/edit.js';
 import { keepSourceOwners } from './plan/owners.js';
@@ -49,6 +52,21 @@ export interface BuildFile {
   origin: string;
   /** Why it is in the image. */
   reason: string;
+  /** The distribution package that installed it in the source (dpkg's or apk's id, e.g. `libc6:amd64`), when known. */
+  package?: string;
+}
+
+/** A distribution package some of the image's files come from. */
+export interface BuildPackage {
+  id: string;
+  name: string;
+  version: string;
+  architecture: string;
+  manager: 'dpkg' | 'apk';
+  sourcePackage?: string;
+  license?: string;
+  /** How many of the image's entries it installed. */
+  files: number;
 }
 
 export interface BuildResult {
@@ -77,6 +95,8 @@ export interface BuildResult {
   /** Layered images: the extension-release keys (os-release stays empty), and what the base already held. */
   extensionRelease?: Record<string, string>;
   base?: { image: string; osRelease: Record<string, string>; provided: string[] };
+  /** Packages of the source's package database (dpkg, apk) that files of the image belong to, sorted by id. */
+  packages: BuildPackage[];
 }
 
 export interface BuildHooks {
@@ -84,6 +104,8 @@ export interface BuildHooks {
   progress?: (step: string) => void;
   /** Where binaries come from; the build host by default. */
   source?: Source;
+  /** Also write an SPDX 2.3 JSON SBOM of the image to this file (written and renamed together with the image). */
+  sbom?: string;
 }
 
 /** Build a portable service image: the typed library entry point behind `mkportable build`. */
@@ -136,7 +158,16 @@ async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: st
     }
     const provided = release ? await pruneAgainstBase(tree, base?.source, opts.kind, new Set(units.map((u) => unitPath(opts, u)))) : [];
 
-    const written = await writeChecked(tree, opts, step, base);
+    const files = listFiles(tree);
+    step('naming the packages files come from');
+    const packages = await attributePackages(files, input.source);
+
+    const sbom = hooks.sbom;
+    const written = await writeChecked(tree, opts, step, base, sbom === undefined ? undefined : async (tmp, w) => {
+      step(`writing the SBOM ${sbom}`);
+      const doc = await spdxForImage({ imageFile: tmp, result: { name: w.name, sha256: w.sha256, files, packages, osRelease: Object.fromEntries(osRelease) }, created: opts.mtime, toolVersion: toolVersion() });
+      return { data: JSON.stringify(doc, null, 2) + '\n', file: path.resolve(sbom) };
+    });
     return {
       ...written,
       backend: opts.backend,
@@ -145,11 +176,12 @@ async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: st
       ...(base ? { base: { image: base.file, osRelease: base.osRelease, provided } } : {}),
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(osRelease),
-      files: listFiles(tree),
+      files,
       warnings: [...warnings, ...closure.warnings],
       ...excluded,
       nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+      packages,
     };
   } finally {
     await input?.close();
@@ -500,23 +532,38 @@ interface Written {
   problems: Problem[];
 }
 
-/** Write the image under a temporary name, check it, and rename it into place only when all is well. */
-async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, base?: OpenedBase): Promise<Written> {
+/** A file made from the checked image (the SBOM), renamed into place together with it. */
+type Companion = (tmp: string, w: { name: string; sha256: string }) => Promise<{ data: string; file: string }>;
+
+/** Write the image under a temporary name, check it, and rename it (and its companion) into place only when all is well. */
+async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, base?: OpenedBase, companion?: Companion): Promise<Written> {
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
   // Not named after the image: `<pname>_<version>.raw` may take all 255 bytes a name can have.
   const tmp = path.join(opts.outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
+  let extraTmp: string | undefined;
   try {
     await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
     const problems = opts.check ? await checkImage(tmp, `${name}.raw`, opts, base) : [];
     const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
+    let extra: { tmp: string; file: string } | undefined;
+    if (companion) {
+      const c = await companion(tmp, { name, sha256 });
+      extra = { tmp: path.join(path.dirname(c.file), `.${path.basename(c.file)}.${process.pid}.${Date.now()}.tmp`), file: c.file };
+      extraTmp = extra.tmp;
+      await fs.writeFile(extra.tmp, c.data, { flag: 'wx' }).catch((e: Error) => {
+        throw new MkportableError('OUTPUT_FAILED', `${c.file}: cannot write: ${e.message}`, c.file);
+      });
+    }
     await fs.rename(tmp, image);
+    if (extra) await fs.rename(extra.tmp, extra.file);
     return { image, name, size: st.size, sha256, problems };
   } catch (e) {
     await fs.rm(tmp, { force: true });
+    if (extraTmp) await fs.rm(extraTmp, { force: true });
     throw e;
   }
 }
@@ -555,6 +602,26 @@ async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
   return h.digest('hex');
+}
+
+/** Names, per file taken from the source, the package that installed it there; lists those packages. */
+async function attributePackages(files: BuildFile[], source: Source): Promise<BuildPackage[]> {
+  const db = await readPackageDb(source);
+  if (!db) return [];
+  const counts = new Map<DistroPackage, number>();
+  const prefix = `${source.name}:`;
+  await Promise.all(files.map(async (f) => {
+    if (f.type === 'dir' || !f.origin.startsWith(prefix)) return;
+    const owner = await db.owner(f.origin.slice(prefix.length));
+    if (!owner) return;
+    f.package = owner.id;
+    counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  }));
+  return [...counts].map(([p, n]) => ({ ...p, files: n })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function toolVersion(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function listFiles(tree: ImageTree): BuildFile[] {

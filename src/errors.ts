@@ -34,7 +34,10 @@ export type ErrorCode =
   | 'DIGEST_MISMATCH'
   | 'DEVICE_REFUSED'
   | 'LAYER_OUTSIDE'
-  | 'ADDON_MISSING';
+  | 'ADDON_MISSING'
+  | 'PREREQUISITE_MISSING'
+  | 'RELEASE_CONFLICT'
+  | 'SIGNING_FAILED';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;

@@ -34,7 +34,8 @@ const BUILD: CommandSpec = {
 
 CONFIG_OR_DIR is a portable.config.{ts,mts,js,mjs,json} or a folder holding one (default: the current
 folder). Flags override the config; without a config, --pname, --version and --unit are enough.`,
-  flags: [...SETTINGS.map(settingFlag), JSON_BUILD],
+  flags: [...SETTINGS.map(settingFlag), JSON_BUILD,
+    { name: 'sbom', type: 'string', arg: 'FILE', help: "also write an SPDX 2.3 JSON SBOM: the image's files with SHA-1/SHA-256, the distribution packages they come from" }],
   footer: `Here --version is the image's version (--image-version says the same); mkportable --version prints
 mkportable's own.
 
@@ -94,6 +95,42 @@ const PACK: CommandSpec = {
   positionals: { min: 2, max: 2, message: 'pack takes a folder and an image path' },
 };
 
+const TRY: CommandSpec = {
+  name: 'try',
+  args: 'IMAGE',
+  summary: 'attach it in a throwaway systemd with the real portabled, start it, check it (root)',
+  about: `Boot a throwaway systemd (cached Debian rootfs under systemd-nspawn: 12 for 252, 13 for 257), attach IMAGE
+with portablectl attach --now --runtime, print each unit's systemctl status and last journal lines, run --check on
+this host until it passes, then detach and stop the container. Needs root, systemd-nspawn and nsenter.`,
+  flags: [
+    { name: 'extension', type: 'string', multiple: true, arg: 'EXT.raw', help: 'attach this extension image on top (repeatable)' },
+    { name: 'systemd', type: 'string', arg: '252|257', help: 'systemd version of the throwaway system', note: '(default: 252)' },
+    { name: 'profile', type: 'string', arg: 'P', help: 'portablectl attach --profile P', note: '(default: default)' },
+    { name: 'check', type: 'string', arg: 'CMD', help: "a command run here with sh -c until it exits 0 (the container shares this host's network)" },
+    { name: 'check-timeout', type: 'string', arg: 'SECONDS', help: 'how long --check may keep failing', note: '(default: 30)' },
+    { name: 'keep', type: 'boolean', help: 'keep it running until Ctrl-C (prints how to enter it), then detach and stop' },
+  ],
+  footer: 'Exit status: 0 attach, start and check passed; 1 any of them failed or a prerequisite is missing; 2 usage error.',
+  positionals: { min: 1, max: 1, message: 'try takes one image (.raw file)' },
+};
+
+const PUBLISH: CommandSpec = {
+  name: 'publish',
+  args: 'IMAGE...',
+  summary: 'add images to a release folder for systemd-sysupdate',
+  about: `Add <pname>_<version>.raw images (and the .verity/.roothash/.roothash.p7s sidecars beside them) to a release
+folder: the versioned files, SHA256SUMS (signed into SHA256SUMS.gpg with --gpg-key) and the client's transfer
+files in sysupdate.<pname>.d/ (.transfer for systemd >= 257, .conf before).`,
+  flags: [
+    { name: 'to', type: 'string', arg: 'DIR', help: 'the release folder (created when missing)', note: '(required)' },
+    { name: 'compress', type: 'string', arg: 'xz|gz', help: 'compress the images (and .verity sidecars)', note: '(default: none)' },
+    { name: 'gpg-key', type: 'string', arg: 'ID', help: 'sign SHA256SUMS with this gpg key (GNUPGHOME applies); transfers then say Verify=yes' },
+    { name: 'url', type: 'string', arg: 'URL', help: 'where clients fetch the folder from', note: '(default: file://DIR)' },
+  ],
+  footer: 'Exit status: 0 success, 1 failure (the folder is left as it was), 2 usage error.',
+  positionals: { min: 1, max: Infinity, message: 'publish takes one or more images' },
+};
+
 const HELP_CMD: CommandSpec = {
   name: 'help',
   args: '[COMMAND]',
@@ -102,7 +139,7 @@ const HELP_CMD: CommandSpec = {
   positionals: { min: 0, max: 1, message: 'help takes one command name' },
 };
 
-export const COMMANDS: CommandSpec[] = [BUILD, INSPECT, LS, CAT, PACK, HELP_CMD];
+export const COMMANDS: CommandSpec[] = [BUILD, INSPECT, LS, CAT, PACK, TRY, PUBLISH, HELP_CMD];
 
 export function mainHelp(): string {
   const commands = COMMANDS.map((c): [string, string] => [`${c.name} ${c.args}`.trim(), c.summary]);
@@ -226,7 +263,8 @@ async function build(args: string[]): Promise<number> {
     throw new UsageError(`build: missing ${missing.join(', ')} (${why})`);
   }
   const progress = process.stderr.isTTY ? (step: string) => process.stderr.write(`mkportable: ${step}…\n`) : undefined;
-  const result = await portableService(merged, { progress });
+  const sbom = values.sbom === undefined ? undefined : path.resolve(values.sbom as string);
+  const result = await portableService(merged, { progress, sbom });
   for (const w of result.warnings) process.stderr.write(`warning: ${escapeName(w.message)}\n`);
   for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${escapeName(p.message)}\n`);
   if (values.json) await writeStdout(JSON.stringify(result, escapingReplacer) + '\n');
@@ -265,6 +303,67 @@ async function readImageCommand(spec: CommandSpec, args: string[]): Promise<numb
   } finally {
     await image.close();
   }
+  return 0;
+}
+
+async function tryCommand(args: string[]): Promise<number> {
+  const { values, positionals, help } = parseCommandLine(TRY, args);
+  if (help) return printHelp(TRY);
+  const systemd = values.systemd === undefined ? undefined : Number(values.systemd);
+  if (systemd !== undefined && systemd !== 252 && systemd !== 257) throw new UsageError(`--systemd ${values.systemd}: choose 252 or 257`);
+  const checkTimeout = values['check-timeout'] === undefined ? undefined : Number(values['check-timeout']);
+  if (checkTimeout !== undefined && !(checkTimeout > 0)) throw new UsageError(`--check-timeout ${values['check-timeout']}: seconds, more than 0`);
+  const { tryImage } = await import('../try/try.js');
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const result = await tryImage({
+    image: positionals[0],
+    extensions: values.extension as string[] | undefined,
+    systemd: systemd as 252 | 257 | undefined,
+    profile: values.profile as string | undefined,
+    check: values.check as string | undefined,
+    checkTimeoutMs: checkTimeout === undefined ? undefined : checkTimeout * 1000,
+    log: out,
+    progress: (line) => process.stderr.write(`${line}\n`),
+    keepUntil: values.keep
+      ? async (c) => {
+          const { leaveSignalsToCaller } = await import('../try/container.js');
+          leaveSignalsToCaller(true);
+          out(`kept running: enter it with  nsenter -t ${c.pid} -a -- bash   (Ctrl-C here detaches and stops it)`);
+          await new Promise<void>((resolve) => {
+            const alive = setInterval(() => {}, 1 << 30); // signal listeners alone do not keep node running
+            const done = () => {
+              clearInterval(alive);
+              process.off('SIGINT', done);
+              process.off('SIGTERM', done);
+              resolve();
+            };
+            process.on('SIGINT', done);
+            process.on('SIGTERM', done);
+          });
+          leaveSignalsToCaller(false);
+        }
+      : undefined,
+  });
+  out(result.ok ? 'PASS' : 'FAIL');
+  return result.ok ? 0 : 1;
+}
+
+async function publishCommand(args: string[]): Promise<number> {
+  const { values, positionals, help } = parseCommandLine(PUBLISH, args);
+  if (help) return printHelp(PUBLISH);
+  if (values.to === undefined) throw new UsageError('publish needs --to DIR (the release folder)');
+  const compress = values.compress as string | undefined;
+  if (compress !== undefined && compress !== 'xz' && compress !== 'gz') throw new UsageError(`--compress ${compress}: choose xz or gz`);
+  const { publish } = await import('../publish/publish.js');
+  const r = await publish({
+    images: positionals,
+    to: values.to as string,
+    compress: compress as 'xz' | 'gz' | undefined,
+    gpgKey: values['gpg-key'] as string | undefined,
+    url: values.url as string | undefined,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
+  await writeStdout(`client transfer files: ${r.transfers.map((t) => path.join(path.relative(process.cwd(), r.dir) || '.', t)).join(' ')}\n`);
   return 0;
 }
 
@@ -351,6 +450,10 @@ export async function main(argv: string[]): Promise<number> {
         return await readImageCommand(CAT, rest);
       case 'inspect':
         return await inspect(rest);
+      case 'try':
+        return await tryCommand(rest);
+      case 'publish':
+        return await publishCommand(rest);
       default:
         throw unknownCommand(cmd);
     }

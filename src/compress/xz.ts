@@ -18,6 +18,7 @@ import {
   type OptionWord,
 } from './common.js';
 import type { CompressorSpec } from './types.js';
+import { nativeAddonPath } from '../package-root.js';
 
 interface XzBinding {
   /** Bytes written to `out`, or -1 when the stream does not fit in `out`. */
@@ -28,8 +29,8 @@ interface XzBinding {
 }
 
 /** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
-export const xzBinding = nativeAddon<XzBinding>('mkportable-native', "xz compression needs mkportable's native addon (liblzma binding), which",
-  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-native` where mkportable is installed');
+export const xzBinding = nativeAddon<XzBinding>(nativeAddonPath(), "xz compression needs mkportable's native addon (liblzma binding), which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 /** liblzma's version, for reports. */
 export const xzLibraryVersion = (): string => xzBinding().version();
@@ -302,4 +303,13 @@ export class XzCompressor extends BaseCompressor {
     if (n > maxSize) throw corrupt(`xz block decompresses to more than ${maxSize} bytes`);
     return trimOutput(out, n);
   }
+}
+
+/** A whole file as one .xz stream (preset 6, 8 MiB dictionary, CRC32): what `xz -6` makes, for release folders. */
+export function xzWholeFile(data: Uint8Array): Uint8Array {
+  // Incompressible input grows by a little: liblzma's bound is about input + 1/4096 + headers.
+  const out = new Uint8Array(data.length + (data.length >> 8) + 65536);
+  const n = xzBinding().encode(data, 0, 8 << 20, out);
+  if (n < 0) throw new Error('xz: output larger than its bound');
+  return out.subarray(0, n);
 }

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { MkportableError, systemReason } from '../errors.js';
 import type { PortableServiceOptions } from './options.js';
 import { normalizeOptions } from './settings.js';
+import { resolveSelfImports } from './self-import.js';
 
 export const CONFIG_NAMES = ['portable.config.ts', 'portable.config.mts', 'portable.config.js', 'portable.config.mjs', 'portable.config.json'];
 
@@ -21,6 +22,7 @@ export async function findConfig(target: string): Promise<string> {
 
 async function importModule(file: string): Promise<unknown> {
   const url = pathToFileURL(path.resolve(file)).href;
+  resolveSelfImports();
   if (/\.m?ts$/.test(file)) {
     // tsx compiles TypeScript configs on the fly, so users need no build step.
     const { tsImport } = await import('tsx/esm/api');

@@ -4,6 +4,7 @@
  */
 import { nativeAddon } from '../compress/common.js';
 import { fromBytes, toBytes } from '../formats/bytenames.js';
+import { nativeAddonPath } from '../package-root.js';
 
 interface NativeFs {
   listXattrs(path: Uint8Array): [Buffer, Buffer][];
@@ -12,8 +13,8 @@ interface NativeFs {
   nextHole(fd: number, offset: number): number;
 }
 
-const native = nativeAddon<NativeFs>('mkportable-native', "reading extended attributes needs mkportable's native addon, which",
-  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable-native` where mkportable is installed');
+const native = nativeAddon<NativeFs>(nativeAddonPath(), "reading extended attributes needs mkportable's native addon, which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 /** Every extended attribute of `path` (a final symlink not followed) that this process may read; undefined when none. */
 export function readXattrs(path: Uint8Array): Record<string, Uint8Array> | undefined {
