@@ -227,7 +227,9 @@ function missingRequired(o: Partial<PortableServiceConfig>): string[] {
   const missing: string[] = [];
   if (o.pname === undefined) missing.push('--pname');
   if (o.version === undefined) missing.push('--version');
-  if (o.units === undefined && o.unitFromConfig !== true) missing.push('--unit (or --unit-from-config)');
+  // sysext and confext images carry no units of their own.
+  const unitsNeeded = o.kind === undefined || o.kind === 'portable' || o.kind === 'extension';
+  if (o.units === undefined && o.unitFromConfig !== true && unitsNeeded) missing.push('--unit (or --unit-from-config)');
   return missing;
 }
 
