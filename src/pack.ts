@@ -5,10 +5,12 @@ import { planFromSource } from './plan/from-source.js';
 import { walkHostDirectory } from './plan/walk.js';
 import { writeImage, type Backend, type WriteProgress } from './writers/index.js';
 import { compressionWords, parseBlockSize, parseByteSize } from './config/size.js';
-import { DEFAULTS } from './config/settings.js';
-import { MkportableError } from './errors.js';
 import { defaultCacheDir } from './squashfs/block-cache.js';
 import type { WriteSquashfsResult } from './squashfs/write.js';
+import { DEFAULTS } from './config/settings.js';
+import { asMkportableError, MkportableError } from './errors.js';
+import { prepareOutDir } from './writers/out-dir.js';
+import { parseCompression, requireCompressorLibrary } from './compress/registry.js';
 
 export interface PackOptions {
   compression?: string;
@@ -26,18 +28,30 @@ export interface PackOptions {
 
 /** `mksquashfs DIR IMAGE` done by mkportable: the whole folder, owners and times kept (or all root). */
 export async function packDirectory(dir: string, image: string, o: PackOptions = {}): Promise<WriteSquashfsResult | null> {
+  const outDir = path.dirname(path.resolve(image));
+  try {
+    return await packInto(dir, image, outDir, o);
+  } catch (e) {
+    throw asMkportableError(e, (file) => (file !== undefined && path.dirname(path.resolve(file)) === outDir ? 'OUTPUT_FAILED' : 'SOURCE_READ'));
+  }
+}
+
+async function packInto(dir: string, image: string, outDir: string, o: PackOptions): Promise<WriteSquashfsResult | null> {
   const st = await fs.stat(dir).catch(() => null);
   if (!st?.isDirectory()) throw new MkportableError('PATH_NOT_FOUND', `${dir}: not a folder`, dir);
-  const backend = o.backend ?? 'native';
   const compression = compressionWords(o.compression ?? DEFAULTS.squashCompression);
   const blockSize = parseBlockSize(o.blockSize ?? DEFAULTS.squashBlockSize);
   const cacheSize = parseByteSize(o.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize');
+  const backend = o.backend ?? 'native';
+  if (backend === 'native') requireCompressorLibrary(parseCompression(compression, blockSize).name);
+  // Like mksquashfs, the image's folder must exist; it is checked before the folder is read.
+  await prepareOutDir(outDir, { create: false });
   // The native writer takes the folder in columns (walkHostDirectory); mksquashfs is given the ImageTree.
   const tree = backend === 'native'
     ? walkHostDirectory(dir, { owners: o.allRoot ? 'root' : 'keep' })
     : await planFromSource(directorySource(path.resolve(dir)), '/', { owners: o.allRoot ? 'root' : 'keep', mtime: 'keep' });
   const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : 0;
-  const tmp = `${image}.${process.pid}.tmp`;
+  const tmp = path.join(outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   try {
     const result = await writeImage(tree, tmp, {
       backend,

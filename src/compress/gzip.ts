@@ -18,20 +18,23 @@ import {
   invalid,
   needOptions,
   optionsBlock,
+  nativeAddon,
   ownCopy,
-  requireNative,
   wholeNumber,
   type OptionWord,
 } from './common.js';
 import type { CompressorSpec } from './types.js';
+import { nativeAddonPath } from '../package-root.js';
 
 interface ZlibBinding {
   /** Bytes written, or -1 when the stream does not fit in `out`. */
   deflate(input: Uint8Array, out: Uint8Array, level: number, windowBits: number, memLevel: number, strategy: number): number;
-  version(): string;
+  zlibVersion(): string;
 }
 
-const native = requireNative('mkportable-xz/zlib.cjs') as ZlibBinding;
+/** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
+export const gzipBinding = nativeAddon<ZlibBinding>(nativeAddonPath(), "gzip with the system zlib needs mkportable's native addon, which",
+  'install zlib1g-dev and liblzma-dev (apt-get install zlib1g-dev liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 export type GzipEngine = 'node' | 'system';
 /** The deflate engine for this process: MKPORTABLE_GZIP=system, or Node's zlib. */
@@ -39,7 +42,7 @@ export const GZIP_ENGINE: GzipEngine = process.env.MKPORTABLE_GZIP === 'system' 
 
 /** The zlib doing the deflating. */
 export const gzipLibraryVersion = (): string =>
-  GZIP_ENGINE === 'system' ? `system zlib ${native.version()}` : `node zlib ${process.versions.zlib}`;
+  GZIP_ENGINE === 'system' ? `system zlib ${gzipBinding().zlibVersion()}` : `node zlib ${process.versions.zlib}`;
 
 export const GZIP_DEFAULT_LEVEL = 9;
 export const GZIP_DEFAULT_WINDOW = 15;
@@ -142,7 +145,7 @@ export class GzipCompressor extends BaseCompressor {
 
   /** Deflate `data` into `out`: the length, or -1 when the stream does not fit. */
   #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
-    if (GZIP_ENGINE === 'system') return native.deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy);
+    if (GZIP_ENGINE === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy);
     const z = zlib.deflateSync(data, { level: this.spec.level, windowBits: this.spec.windowBits, memLevel: 8, strategy });
     if (z.length > out.length) return -1;
     out.set(z);

@@ -10,11 +10,11 @@
  */
 import { Compression, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../squashfs/format.js';
 import { corrupt, invalid, unsupported, type OptionWord } from './common.js';
-import { GzipCompressor, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_STRATEGIES } from './gzip.js';
-import { Lz4Compressor, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
+import { GzipCompressor, gzipBinding, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_ENGINE, GZIP_STRATEGIES } from './gzip.js';
+import { Lz4Compressor, lz4Binding, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
 import type { CompressorName, CompressorSpec, SyncCompressor } from './types.js';
-import { XzCompressor, xzLibraryVersion, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
-import { ZstdCompressor, zstdLibraryVersion, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
+import { XzCompressor, xzBinding, xzLibraryVersion, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
+import { ZstdCompressor, zstdBinding, zstdLibraryVersion, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
 
 const OPTION_WORDS: Record<CompressorName, Record<string, OptionWord>> = {
   gzip: gzipOptionWords,
@@ -119,6 +119,14 @@ const LIBRARY_VERSION: Record<CompressorName, () => string> = {
 export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec; library: string } {
   const s = NORMALIZE[spec.name](spec);
   return { spec: s, library: `${s.name} ${LIBRARY_VERSION[s.name]()}` };
+}
+
+/** Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING). */
+export function requireCompressorLibrary(name: CompressorName): void {
+  if (name === 'xz') xzBinding();
+  else if (name === 'zstd') zstdBinding();
+  else if (name === 'lz4') lz4Binding();
+  else if (name === 'gzip' && GZIP_ENGINE === 'system') gzipBinding();
 }
 
 /** A compressor for a spec (from parseCompression, or hand-made: it is checked the same way). */

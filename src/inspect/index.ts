@@ -28,8 +28,12 @@ export async function inspectPath(target: string, opts: { prefixes?: string[]; p
   }
 }
 
-export function formatReport(r: InspectReport): string {
+export function formatReport(r: InspectReport & { extensions?: { name: string; release: Record<string, string | undefined> }[] }): string {
   const lines: string[] = [`Image: ${r.name}`];
+  for (const e of r.extensions ?? []) {
+    const found = Object.entries(e.release).map(([v, p]) => `systemd ${v}: ${p ?? 'none'}`).join(', ');
+    lines.push(`Extension: ${e.name} (extension-release: ${found})`);
+  }
   lines.push(`Prefix: ${r.prefixes.join(' ')}`);
   lines.push('os-release:');
   for (const [k, v] of Object.entries(r.osRelease)) lines.push(`  ${k}=${v}`);

@@ -6,6 +6,7 @@
  * Rows are in breadth-first order from the root (row 0): the children of a directory sit in consecutive rows,
  * sorted by the bytes of their names, so a listing is the range firstChild .. firstChild + childCount.
  */
+import { fromBytes } from '../formats/bytenames.js';
 import type { FileContent, ImageTree } from './tree.js';
 
 export const Kind = {
@@ -81,9 +82,9 @@ export function pathBytesOf(t: PackedTree, row: number): Uint8Array {
   return out;
 }
 
-/** The image path of a row for messages (names that are not UTF-8 show as replacement characters). */
+/** The image path of a row as mkportable's string form of bytes (formats/bytenames.ts), as ImageTree keys are. */
 export function pathOf(t: PackedTree, row: number): string {
-  return Buffer.from(pathBytesOf(t, row)).toString('utf8');
+  return fromBytes(pathBytesOf(t, row));
 }
 
 export function isPackedTree(t: ImageTree | PackedTree): t is PackedTree {

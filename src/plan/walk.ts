@@ -5,9 +5,12 @@
  * being planned.
  */
 import { constants as fsc, lstatSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import { MkportableError } from '../errors.js';
+import { nativeAddon } from '../compress/common.js';
+import { MkportableError, systemReason } from '../errors.js';
+import { fromBytes } from '../formats/bytenames.js';
+import { readXattrs } from '../native/fs.js';
+import { nativeAddonPath } from '../package-root.js';
 import { Kind, PackedTreeBuilder, pathBytesOf, pathOf, type KindCode, type PackedTree } from './packed.js';
 
 export interface WalkOptions {
@@ -36,17 +39,35 @@ interface Scanned {
   stats: Float64Array;
   targets: Uint8Array;
   targetEnds: Uint32Array;
+  /** Per extended attribute: the name's index, the attribute's name and value. */
+  xattrRows: Uint32Array;
+  xattrNames: Uint8Array;
+  xattrNameEnds: Uint32Array;
+  xattrValues: Uint8Array;
+  xattrValueEnds: Uint32Array;
 }
 const FIELDS = 9;
-const native = createRequire(import.meta.url)('mkportable-xz/scan.cjs') as { scan(dir: Buffer): Scanned };
+const native = nativeAddon<{ scan(dir: Buffer): Scanned }>(nativeAddonPath(), "packing a folder needs mkportable's native addon, which",
+  'install liblzma-dev and zlib1g-dev (apt-get install liblzma-dev zlib1g-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 function scan(dir: Buffer): Scanned {
   try {
-    return native.scan(dir);
+    return native().scan(dir);
   } catch (e) {
-    const where = dir.toString('utf8');
-    throw new MkportableError('SOURCE_READ', `${where}: cannot read: ${e instanceof Error ? e.message : String(e)}`, where);
+    if (e instanceof MkportableError) throw e;
+    const where = fromBytes(dir);
+    throw new MkportableError('SOURCE_READ', `${where}: cannot read: ${systemReason(e)}`, where);
   }
+}
+
+/** Namespaces squashfs can store (as sources/xattrs.ts keeps them); others (system.posix_acl_*, …) are left out. */
+const STORABLE = ['user.', 'trusted.', 'security.'];
+const isStorable = (name: string) => STORABLE.some((p) => name.startsWith(p) && name.length > p.length);
+
+function storable(all: Record<string, Uint8Array> | undefined): Record<string, Uint8Array> | undefined {
+  if (!all) return undefined;
+  const kept = Object.entries(all).filter(([k]) => isStorable(k));
+  return kept.length ? Object.fromEntries(kept) : undefined;
 }
 
 export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTree {
@@ -66,6 +87,8 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
   }
   if (!rootStat?.isDirectory()) throw new MkportableError('PATH_NOT_FOUND', `${root}: not a folder`, root);
   b.add(Kind.dir, new Uint8Array(0), 0, rootStat.mode, allRoot ? 0 : rootStat.uid, allRoot ? 0 : rootStat.gid, Math.floor(rootStat.mtimeMs / 1000));
+  const rootXattrs = storable(readXattrs(rootPath));
+  if (rootXattrs) b.xattrs.set(0, rootXattrs);
 
   // Breadth first, so that a directory's children land in consecutive rows.
   const queue: { row: number; path: Buffer }[] = [{ row: 0, path: rootBytes }];
@@ -74,8 +97,11 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
     queue[q] = undefined as never; // let the frontier's paths go as the walk moves on
     const s = scan(dirPath.length ? dirPath : SLASH);
     const count = s.nameEnds.length;
-    b.firstChild[row] = b.count;
+    const first = b.count;
+    b.firstChild[row] = first;
     b.childCount[row] = count;
+    // Which name each attribute belongs to, as rows: hard links keep their first name's (the inode's) attributes.
+    const rows = new Int32Array(count).fill(-1);
     for (let i = 0; i < count; i++) {
       const f = i * FIELDS;
       const mode = s.stats[f];
@@ -85,21 +111,32 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
       const mtime = s.stats[f + 4];
       if (kind !== Kind.dir && s.stats[f + 5] > 1) {
         const key = `${s.stats[f + 7]}:${s.stats[f + 6]}`;
-        const first = hardlinks.get(key);
-        if (first !== undefined) {
+        const firstName = hardlinks.get(key);
+        if (firstName !== undefined) {
           const r = b.addFrom(Kind.hardlink, s.names, nameStart, nameEnd, row, mode, 0, 0, mtime);
-          b.link[r] = first;
+          b.link[r] = firstName;
           continue;
         }
         hardlinks.set(key, b.count);
       }
       const r = b.addFrom(kind, s.names, nameStart, nameEnd, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
+      rows[i] = r;
       if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, s.names.subarray(nameStart, nameEnd)]) });
       else if (kind === Kind.symlink) b.symlinks.set(r, s.targets.slice(i === 0 ? 0 : s.targetEnds[i - 1], s.targetEnds[i]));
       else if (kind === Kind.char || kind === Kind.block) {
         const rdev = s.stats[f + 8];
         b.devices.set(r, { major: Math.floor(rdev / 256) & 0xfff, minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00) });
       }
+    }
+    for (let x = 0; x < s.xattrRows.length; x++) {
+      const r = rows[s.xattrRows[x]];
+      if (r < 0) continue;
+      const name = fromBytes(s.xattrNames.subarray(x === 0 ? 0 : s.xattrNameEnds[x - 1], s.xattrNameEnds[x]));
+      if (!isStorable(name)) continue;
+      const value = s.xattrValues.slice(x === 0 ? 0 : s.xattrValueEnds[x - 1], s.xattrValueEnds[x]);
+      let set = b.xattrs.get(r);
+      if (!set) b.xattrs.set(r, (set = {}));
+      set[name] = value;
     }
   }
 

@@ -19,7 +19,9 @@
  * blocks up to the next such file and a rebuild finds the others in the block cache.
  */
 import { createHash } from 'node:crypto';
-import { MkportableError } from '../errors.js';
+import { closeSync, openSync } from 'node:fs';
+import { MkportableError, systemReason } from '../errors.js';
+import { dataRanges, SPARSE_MIN } from '../native/fs.js';
 import { pathBytesOf, type PackedContent, type PackedTree } from '../plan/packed.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import type { FragmentEntry } from './fragment-table.js';
@@ -513,16 +515,26 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
         }
         hostLength = host.length;
       }
+      // Where a big file holds data, when the source can tell: blocks wholly in a hole are not read at all.
+      let ranges: [number, number][] | undefined;
+      if (size >= SPARSE_MIN && blocks > 0) ranges = await holesOf(t, row, content, host, hostLength, size);
+      let range = 0;
+      const inHole = (offset: number, length: number) => {
+        if (!ranges) return false;
+        while (range < ranges.length && ranges[range][1] <= offset) range++;
+        return range === ranges.length || ranges[range][0] >= offset + length;
+      };
       let slot = tb.slot(row, host, hostLength);
       for (let i = 0; i < count; i++) {
         const offset = i * bs;
         const isTail = i === blocks;
         const length = isTail ? tail : Math.min(bs, size - offset);
         const last = i === count - 1;
-        const flags = (isTail ? tailFlags : blockFlags) | (last ? Piece.END : 0);
+        const hole = !isTail && inHole(offset, length);
+        const flags = (isTail ? tailFlags : blockFlags) | (last ? Piece.END : 0) | (hole ? Piece.HOLE : 0);
         if (hostLength > 0) tb.piece(slot, offset, length, flags);
         else {
-          const bytes = await readInline(t, row, content!, offset, length, last, size);
+          const bytes = await readInline(t, row, content!, offset, length, last, size, hole);
           if (!tb.hasInput) {
             const input = await taskSlots.acquire();
             tb.inlinePiece(slot, offset, bytes, flags, input, view(input));
@@ -641,8 +653,9 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       const row = task.b.slotRows[task.b.pieces[r.failure.piece * PIECE_FIELDS]];
       const f = r.failure;
       const size = t.size[row];
-      throw sourceError(t, row, f.kind === 'error' ? `cannot read: ${f.message}`
-        : f.kind === 'grew' ? `changed size while building (grew beyond ${size} bytes)` : `changed size while building (${size} → ${f.got} bytes)`);
+      throw sourceError(t, row, f.kind === 'error' ? `cannot read: ${systemReason(Object.assign(new Error(f.message), f.code ? { code: f.code } : {}))}`
+        : f.kind === 'grew' ? `changed size while building (grew beyond ${size} bytes)`
+          : `changed size while building (${size} → ${f.got ?? 'fewer'} bytes)`);
     }
     if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
     sumCounters(cache, r.cache);
@@ -782,7 +795,35 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
   return { layouts, fragments, duplicates, cache };
 }
 
-/** Bytes the main thread reads itself (generated files, sources without a host path), checked against the plan. */
+/** The data stretches of a big file (its holes are not read); undefined when the source cannot tell. */
+async function holesOf(t: PackedTree, row: number, content: PackedContent | null, host: Uint8Array, hostLength: number, size: number): Promise<[number, number][] | undefined> {
+  if (hostLength > 0) {
+    let fd: number;
+    try {
+      fd = openSync(Buffer.from(host.buffer, host.byteOffset, hostLength), 'r');
+    } catch {
+      return undefined; // the worker's own open reports it
+    }
+    try {
+      return dataRanges(fd, size);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (content?.kind !== 'source') return undefined;
+  try {
+    return await content.source.dataRanges?.(content.path, size);
+  } catch (e) {
+    throw sourceError(t, row, `cannot read: ${systemReason(e)}`);
+  }
+}
+
+const ZEROS = new Uint8Array(1 << 20);
+
+/**
+ * Bytes the main thread reads itself (generated files, sources without a host path), checked against the plan.
+ * A block in a hole is zeros, unread (for the last one, only the size is checked).
+ */
 async function readInline(
   t: PackedTree,
   row: number,
@@ -791,14 +832,28 @@ async function readInline(
   length: number,
   last: boolean,
   size: number,
+  hole = false,
 ): Promise<Uint8Array> {
   if (content.kind === 'bytes') return content.data.subarray(offset, offset + length);
   if (content.kind !== 'source') throw new Error('unreachable');
   let got: Uint8Array;
+  if (hole) {
+    if (last) {
+      let end: Uint8Array;
+      try {
+        end = await content.source.read(content.path, size - 1, 2);
+      } catch (e) {
+        throw sourceError(t, row, `cannot read: ${systemReason(e)}`);
+      }
+      if (end.length > 1) throw sourceError(t, row, `changed size while building (grew beyond ${size} bytes)`);
+      if (end.length < 1) throw sourceError(t, row, `changed size while building (${size} → fewer bytes)`);
+    }
+    return ZEROS.subarray(0, length);
+  }
   try {
     got = await content.source.read(content.path, offset, last ? length + 1 : length);
   } catch (e) {
-    throw sourceError(t, row, `cannot read: ${e instanceof Error ? e.message : String(e)}`);
+    throw sourceError(t, row, `cannot read: ${systemReason(e)}`);
   }
   if (got.length < length) throw sourceError(t, row, `changed size while building (${size} → ${offset + got.length} bytes)`);
   if (got.length > length) {

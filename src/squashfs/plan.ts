@@ -11,8 +11,9 @@
 import { MkportableError } from '../errors.js';
 import { Kind, PackedTreeBuilder, isPackedTree, nameOf, pathOf, type KindCode, type PackedTree } from '../plan/packed.js';
 import type { Entry, FileContent, ImageTree } from '../plan/tree.js';
-import { compareBytes, utf8 } from './bytes.js';
-import { INVALID_XATTR, MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_IDS, MAX_NAME, MAX_SYMLINK_TARGET } from './format.js';
+import { compareBytes } from './bytes.js';
+import { INVALID_XATTR, MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_IDS, MAX_SYMLINK_TARGET } from './format.js';
+import { toBytes } from '../formats/bytenames.js';
 import { parseXattrName, type Xattr } from './xattr-table.js';
 
 export interface Plan {
@@ -36,13 +37,19 @@ export interface Plan {
 }
 
 export function invalidTree(path: string, reason: string): MkportableError {
-  return new MkportableError('OUTPUT_FAILED', `${path}: ${reason} (cannot be stored in a squashfs image)`, path);
+  return new MkportableError('UNSTORABLE', `${path}: ${reason} (cannot be stored in a squashfs image)`, path);
 }
+
+/**
+ * Longest name written: Linux's NAME_MAX. The format would take 256 bytes, but no Linux file system can hold
+ * such a name, so unsquashfs could not extract it and nothing could have made it.
+ */
+export const MAX_STORED_NAME = 255;
 
 export const clampTime = (t: number): number => Math.min(0xffffffff, Math.max(0, Math.floor(t)));
 
 function checkName(path: string, name: Uint8Array): void {
-  if (name.length === 0 || name.length > MAX_NAME) throw invalidTree(path, `name of ${name.length} bytes (1..${MAX_NAME} allowed)`);
+  if (name.length === 0 || name.length > MAX_STORED_NAME) throw invalidTree(path, `name of ${name.length} bytes (1..${MAX_STORED_NAME} allowed)`);
   if (name.includes(0)) throw invalidTree(path, 'name contains a NUL byte');
   if (name.includes(0x2f)) throw invalidTree(path, "name contains a '/'");
   if ((name.length === 1 && name[0] === 0x2e) || (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)) {
@@ -93,7 +100,7 @@ export function packImageTree(tree: ImageTree): PackedTree {
     if (!path.startsWith('/') || path.endsWith('/') || path.includes('//')) throw invalidTree(path, 'not a normalised absolute path');
     const slash = path.lastIndexOf('/');
     const parentPath = slash === 0 ? '/' : path.slice(0, slash);
-    const name = utf8(path.slice(slash + 1));
+    const name = toBytes(path.slice(slash + 1));
     checkName(path, name);
     const parent = tree.entries.get(parentPath);
     if (!parent || parent.type !== 'dir') throw invalidTree(path, `parent '${parentPath}' is not a directory in the image`);
@@ -114,7 +121,7 @@ export function packImageTree(tree: ImageTree): PackedTree {
     rowOf.set(path, r);
     if (e.xattrs) b.xattrs.set(r, e.xattrs);
     if (e.type === 'file') contents.set(r, e.content);
-    else if (e.type === 'symlink') b.symlinks.set(r, utf8(e.target));
+    else if (e.type === 'symlink') b.symlinks.set(r, toBytes(e.target));
     else if (e.type === 'char' || e.type === 'block') b.devices.set(r, { major: e.major, minor: e.minor });
     return r;
   };
@@ -146,7 +153,7 @@ function checkRow(t: PackedTree, row: number): void {
   const kind = t.kind[row];
   if (row !== 0) {
     const name = nameOf(t, row);
-    if (name.length === 0 || name.length > MAX_NAME || name.includes(0) || name.includes(0x2f) || name[0] === 0x2e) checkName(pathOf(t, row), name);
+    if (name.length === 0 || name.length > MAX_STORED_NAME || name.includes(0) || name.includes(0x2f) || name[0] === 0x2e) checkName(pathOf(t, row), name);
   }
   if (kind === Kind.symlink) {
     const n = t.symlinks.get(row)?.length ?? 0;
@@ -165,7 +172,7 @@ function checkRow(t: PackedTree, row: number): void {
 }
 
 function xattrSet(path: string, xattrs: Record<string, Uint8Array>): { key: string; set: Xattr[] } | null {
-  const names = Object.keys(xattrs).sort((a, b) => compareBytes(utf8(a), utf8(b)));
+  const names = Object.keys(xattrs).sort((a, b) => compareBytes(toBytes(a), toBytes(b)));
   if (names.length === 0) return null;
   const set: Xattr[] = [];
   for (const full of names) {

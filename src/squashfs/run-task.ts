@@ -35,10 +35,27 @@ function readPiece(fd: number, piece: number, into: Uint8Array, at: number, offs
       done += n;
     }
   } catch (e) {
-    throw new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e) });
+    throw readError(piece, e);
   }
   if (done < length) throw new ReadError({ piece, kind: 'shrank', got: offset + done });
   if (end && done > length) throw new ReadError({ piece, kind: 'grew' });
+}
+
+function readError(piece: number, e: unknown): ReadError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e), ...(typeof code === 'string' ? { code } : {}) });
+}
+
+/** A file's last block lies in a hole, so it is not read: its last byte must be there and nothing after it. */
+function checkEnd(fd: number, piece: number, scratch: Uint8Array, size: number): void {
+  let n: number;
+  try {
+    n = readSync(fd, scratch, 0, 2, size - 1);
+  } catch (e) {
+    throw readError(piece, e);
+  }
+  if (n === 0) throw new ReadError({ piece, kind: 'shrank', got: null });
+  if (n > 1) throw new ReadError({ piece, kind: 'grew' });
 }
 
 /** A task runner with its own compressor, cache handle and buffers. */
@@ -50,6 +67,12 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
   if (setup.arena.slotSize < blockSize + resultSlack(blockSize)) throw new Error('arena slots are smaller than a block');
   /** Block being read for compression (one byte more for the end check). */
   let input = Buffer.alloc(blockSize + 1);
+  const zeroDigests = new Map<number, Buffer>();
+  const zeroDigest = (length: number): Buffer => {
+    let d = zeroDigests.get(length);
+    if (!d) zeroDigests.set(length, (d = digest('sha256', zeros.subarray(0, length), 'buffer')));
+    return d;
+  };
 
   function run(task: TaskRequest): TaskResult {
     const pieces = task.pieces;
@@ -106,7 +129,8 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
             fdSlot = -1;
           }
         }
-        const hash = flags & Piece.HASH || (compress && cache) ? digest('sha256', bytes, 'buffer') : null;
+        const wantHash = flags & Piece.HASH || (compress && cache);
+      const hash = !wantHash ? null : flags & Piece.HOLE ? zeroDigest(length) : digest('sha256', bytes, 'buffer');
         if (hash) hashes.set(hash, i * 32);
         if (!compress) {
           if (flags & Piece.INLINE) data.set(bytes, at);

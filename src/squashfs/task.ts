@@ -22,6 +22,8 @@ export const Piece = {
   SPARSE: 8,
   /** The bytes are in the task's inline buffer (at the running inline offset), not in a host file. */
   INLINE: 16,
+  /** A block inside a hole of a sparse file: zeros, not read (with END, only the file's size is checked). */
+  HOLE: 32,
 } as const;
 
 /** Result flags per piece. */
@@ -81,9 +83,9 @@ export const slotHashes = (a: Arena, slot: number): Uint8Array => new Uint8Array
 
 /** Why a piece could not be read: the main thread turns it into a message naming the file. */
 export type ReadFailure =
-  | { piece: number; kind: 'shrank'; got: number }
+  | { piece: number; kind: 'shrank'; got: number | null }
   | { piece: number; kind: 'grew' }
-  | { piece: number; kind: 'error'; message: string };
+  | { piece: number; kind: 'error'; message: string; code?: string };
 
 /**
  * A task's result: the bytes are in its out slot, and what each piece became in the slot's metadata (slotMeta:

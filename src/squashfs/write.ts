@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { compressorIdentity, createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
-import { MkportableError, isMkportableError } from '../errors.js';
+import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import { Kind, nameOf, type PackedTree } from '../plan/packed.js';
 import type { ImageTree } from '../plan/tree.js';
 import { cacheFolder, recordAndTrim, DEFAULT_CACHE_CAP, type TrimResult } from './block-cache.js';
@@ -277,7 +277,7 @@ export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: strin
     await out?.close();
     await fs.rm(outFile, { force: true });
     if (isMkportableError(e)) throw e;
-    throw new MkportableError('OUTPUT_FAILED', `${outFile}: ${e instanceof Error ? e.message : String(e)}`, outFile);
+    throw new MkportableError('OUTPUT_FAILED', `${outFile}: cannot write: ${systemReason(e)}`, outFile);
   } finally {
     if (pool instanceof CompressionPool) await pool.close();
   }

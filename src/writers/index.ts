@@ -2,6 +2,7 @@ import { parseCompression } from '../compress/registry.js';
 import type { ImageTree } from '../plan/tree.js';
 import { isPackedTree, type PackedTree } from '../plan/packed.js';
 import { writeSquashfs, type BlockCacheOptions, type WriteProgress, type WriteSquashfsResult } from '../squashfs/write.js';
+import { planImage } from '../squashfs/plan.js';
 import { writeWithMksquashfs } from './mksquashfs.js';
 
 export type Backend = 'native' | 'mksquashfs';
@@ -24,10 +25,14 @@ export interface WriteImageOptions {
   onProgress?: (p: WriteProgress) => void;
 }
 
-/** Write the tree with the chosen backend; both consume the same plan. The native writer reports what it did. */
+/**
+ * Write the tree with the chosen backend; both consume the same plan and refuse the same unstorable trees. The
+ * native writer reports what it did (null for mksquashfs).
+ */
 export async function writeImage(tree: ImageTree | PackedTree, outFile: string, o: WriteImageOptions): Promise<WriteSquashfsResult | null> {
   if (o.backend === 'mksquashfs') {
     if (isPackedTree(tree)) throw new Error('the mksquashfs backend takes an ImageTree');
+    planImage(tree); // names over 255 bytes, targets over 4095, …: the native writer's one-line errors, before staging
     await writeWithMksquashfs(tree, outFile, {
       compression: o.compression, blockSize: o.blockSize, mtime: o.mkfsTime, squashfsTools: o.squashfsTools, allTime: o.allTime ?? true,
     });

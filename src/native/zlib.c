@@ -8,12 +8,10 @@
  * libz.so.1 is opened with RTLD_DEEPBIND and its functions looked up by name. Needs zlib.h (Debian: zlib1g-dev).
  *
  *   deflate(input, out, level, windowBits, memLevel, strategy) -> bytes written to out, or -1 when it does not fit
- *   version()                                                  -> zlib's version string
+ *   zlibVersion()                                              -> the system zlib's version string
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "native.h"
 #include <zlib.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <dlfcn.h>
@@ -87,37 +85,6 @@ static state_t *get_state(napi_env env) {
   return st;
 }
 
-static bool get_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
-  bool is = false;
-  napi_typedarray_type type;
-  void *ptr = NULL;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a Uint8Array", name);
-    napi_throw_type_error(env, NULL, msg);
-    return false;
-  }
-  *data = ptr;
-  return true;
-}
-
-static bool get_i32(napi_env env, napi_value v, const char *name, int32_t *out) {
-  if (napi_get_value_int32(env, v, out) != napi_ok) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a number", name);
-    napi_throw_type_error(env, NULL, msg);
-    return false;
-  }
-  return true;
-}
-
-static napi_value make_number(napi_env env, double d) {
-  napi_value r;
-  napi_create_double(env, d, &r);
-  return r;
-}
-
 static z_stream *stream_for(napi_env env, int level, int window_bits, int mem_level, int strategy) {
   state_t *st = get_state(env);
   if (!st) return NULL;
@@ -149,7 +116,7 @@ static z_stream *stream_for(napi_env env, int level, int window_bits, int mem_le
   return &free_slot->s;
 }
 
-static napi_value Deflate(napi_env env, napi_callback_info info) {
+napi_value zlib_deflate(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -159,16 +126,16 @@ static napi_value Deflate(napi_env env, napi_callback_info info) {
   }
   uint8_t *in, *out;
   size_t in_len, out_len;
-  int32_t level, window_bits, mem_level, strategy;
+  uint32_t level, window_bits, mem_level, strategy;
   if (!get_bytes(env, argv[0], "input", &in, &in_len) || !get_bytes(env, argv[1], "out", &out, &out_len) ||
-      !get_i32(env, argv[2], "level", &level) || !get_i32(env, argv[3], "windowBits", &window_bits) ||
-      !get_i32(env, argv[4], "memLevel", &mem_level) || !get_i32(env, argv[5], "strategy", &strategy))
+      !get_u32(env, argv[2], "level", &level) || !get_u32(env, argv[3], "windowBits", &window_bits) ||
+      !get_u32(env, argv[4], "memLevel", &mem_level) || !get_u32(env, argv[5], "strategy", &strategy))
     return NULL;
   if (!load_system_zlib()) {
     napi_throw_error(env, "ZLIB_UNAVAILABLE", sys.error);
     return NULL;
   }
-  z_stream *s = stream_for(env, level, window_bits, mem_level, strategy);
+  z_stream *s = stream_for(env, (int)level, (int)window_bits, (int)mem_level, (int)strategy);
   if (!s) {
     napi_throw_error(env, "Z_STREAM_ERROR", "deflateInit2 failed (bad level, window, memory level or strategy)");
     return NULL;
@@ -188,7 +155,7 @@ static napi_value Deflate(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value Version(napi_env env, napi_callback_info info) {
+napi_value zlib_library_version(napi_env env, napi_callback_info info) {
   (void)info;
   if (!load_system_zlib()) {
     napi_throw_error(env, "ZLIB_UNAVAILABLE", sys.error);
@@ -199,11 +166,3 @@ static napi_value Version(napi_env env, napi_callback_info info) {
   return r;
 }
 
-NAPI_MODULE_INIT() {
-  napi_property_descriptor props[] = {
-    {"deflate", NULL, Deflate, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
-}
