@@ -8,8 +8,8 @@ import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { hasCommand, needs, runCli, runCommand, tempDir, REPO } from './support/env.js';
 
-function folder(): string {
-  const dir = tempDir();
+function folder(t: { after(fn: () => void): void }): string {
+  const dir = tempDir(t);
   mkdirSync(path.join(dir, 'd'));
   for (let i = 0; i < 300; i++) writeFileSync(path.join(dir, 'd', `f${i}`), `file ${i} `.repeat(200 + i * 10));
   return dir;
@@ -19,7 +19,7 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 test('on a terminal, pack draws a live progress bar (bytes, files, rate, ratio, ETA)', async (t) => {
   if (!needs(t, hasCommand('script'), 'util-linux script (a pty) not installed')) return;
-  const dir = folder();
+  const dir = folder(t);
   const img = path.join(dir, 'out.raw');
   const cmd = [process.execPath, path.join(REPO, 'bin/mkportable.js'), 'pack', path.join(dir, 'd'), img, '--squash-compression', 'xz', '--squash-block-size', '4K', '--no-cache']
     .map(shellQuote).join(' ');
@@ -31,8 +31,8 @@ test('on a terminal, pack draws a live progress bar (bytes, files, rate, ratio, 
   assert.ok(existsSync(img));
 });
 
-test('through a pipe, or with --progress=none, pack prints nothing; --progress=plain prints step lines', async () => {
-  const dir = folder();
+test('through a pipe, or with --progress=none, pack prints nothing; --progress=plain prints step lines', async (t) => {
+  const dir = folder(t);
   const quiet = await runCli(['pack', path.join(dir, 'd'), path.join(dir, 'a.raw'), '--no-cache']);
   assert.equal(quiet.code, 0, quiet.stderr);
   assert.equal(quiet.stdout + quiet.stderr, '');

@@ -110,7 +110,7 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
             try {
               fd = openSync(path(slot), 'r');
             } catch (e) {
-              throw new ReadError({ piece: i, kind: 'error', message: e instanceof Error ? e.message : String(e) });
+              throw readError(i, e);
             }
             fdSlot = slot;
           }
