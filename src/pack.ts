@@ -46,9 +46,10 @@ async function packInto(dir: string, image: string, outDir: string, o: PackOptio
   if (backend === 'native') requireCompressorLibrary(parseCompression(compression, blockSize).name);
   // Like mksquashfs, the image's folder must exist; it is checked before the folder is read.
   await prepareOutDir(outDir, { create: false });
-  // The native writer takes the folder in columns (walkHostDirectory); mksquashfs is given the ImageTree.
+  // The native writer takes the folder in columns (walkHostDirectory), walked while its workers boot; mksquashfs is
+  // given the ImageTree.
   const tree = backend === 'native'
-    ? walkHostDirectory(dir, { owners: o.allRoot ? 'root' : 'keep' })
+    ? () => walkHostDirectory(dir, { owners: o.allRoot ? 'root' : 'keep' })
     : await planFromSource(directorySource(path.resolve(dir)), '/', { owners: o.allRoot ? 'root' : 'keep', mtime: 'keep' });
   const epoch = process.env.SOURCE_DATE_EPOCH ? Number(process.env.SOURCE_DATE_EPOCH) : 0;
   const tmp = path.join(outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);

@@ -79,13 +79,14 @@ const WINDOW_BYTES = 12 << 20;
 const TASK_BYTES = 1 << 20;
 /**
  * The arena for a pool: slots big enough for any task's result (a task stops growing past TASK_BYTES, by at most
- * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and two per
- * worker and three more for fragment blocks (one being filled, some compressing, some waiting to be written).
+ * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and four per
+ * worker and four more for fragment blocks (one being filled; each in flight holds its bytes until compressed and
+ * its result until written).
  */
 export function arenaLayout(workers: number, blockSize: number): { slotSize: number; taskSlots: number; slots: number } {
   const slotSize = Math.max(TASK_BYTES, blockSize) + blockSize + resultSlack(blockSize);
   const taskSlots = Math.max(3 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
-  return { slotSize, taskSlots, slots: taskSlots + 2 * workers + 3 };
+  return { slotSize, taskSlots, slots: taskSlots + 4 * workers + 4 };
 }
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
 const RUN_BLOCKS = 4;
@@ -571,7 +572,8 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       input,
     };
     const result = opts.pool.run(task, true);
-    result.catch(() => {});
+    // The bytes' slot is free once compressed; the result's once written.
+    result.then(() => fragmentSlots.release(input), () => {});
     writes.push({ kind: 'fragment', index: fragments.length, out, input, result });
     fragments.push({ start: 0, size: 0 });
     fragSlot = -1;
@@ -730,7 +732,6 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
           }
           case 'fragment': {
             const r = await item.result;
-            fragmentSlots.release(item.input);
             if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
             sumCounters(cache, r.cache);
             const meta = slotMeta(arena, item.out);

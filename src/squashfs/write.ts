@@ -191,17 +191,33 @@ function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof c
 const KIND_TYPE: number[] = [];
 for (const [name, code] of Object.entries(Kind)) if (name !== 'hardlink') KIND_TYPE[code] = basicType(name as Exclude<keyof typeof Kind, 'hardlink'>);
 
-export async function writeSquashfs(tree: ImageTree | PackedTree, outFile: string, opts: WriteSquashfsOptions): Promise<WriteSquashfsResult> {
+/**
+ * Write `tree` to `outFile`. `tree` may be a function that makes it: it is then called once the workers are
+ * starting, so that they boot while the tree is planned (pack walks its folder meanwhile).
+ */
+export async function writeSquashfs(
+  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree),
+  outFile: string,
+  opts: WriteSquashfsOptions,
+): Promise<WriteSquashfsResult> {
   checkOptions(opts);
   const compressor = createCompressor(opts.compressor);
-  const plan = planImage(tree);
-  const t = plan.tree;
   const blockSize = opts.compressor.blockSize;
   const tailPacking = opts.tailPacking ?? true;
   const folder = opts.cache ? cacheFolder(opts.cache.dir, compressorIdentity(compressor.spec)) : null;
   const workers = opts.runner?.size ?? opts.workers ?? os.availableParallelism();
   const layout = arenaLayout(workers, blockSize);
   const pool = opts.runner ?? new CompressionPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
+  const later = typeof tree === 'function';
+  if (later && pool instanceof CompressionPool) pool.start(); // the workers boot while the tree is made
+  let plan: Plan;
+  try {
+    plan = planImage(later ? tree() : tree);
+  } catch (e) {
+    if (pool instanceof CompressionPool) await pool.close();
+    throw e;
+  }
+  const t = plan.tree;
   let dataBytes = 0;
   for (const row of plan.files) dataBytes += t.size[row];
   if (pool instanceof CompressionPool && dataBytes > 0) pool.start(); // workers boot while we open files

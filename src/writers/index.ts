@@ -29,9 +29,13 @@ export interface WriteImageOptions {
  * Write the tree with the chosen backend; both consume the same plan and refuse the same unstorable trees. The
  * native writer reports what it did (null for mksquashfs).
  */
-export async function writeImage(tree: ImageTree | PackedTree, outFile: string, o: WriteImageOptions): Promise<WriteSquashfsResult | null> {
+export async function writeImage(
+  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree),
+  outFile: string,
+  o: WriteImageOptions,
+): Promise<WriteSquashfsResult | null> {
   if (o.backend === 'mksquashfs') {
-    if (isPackedTree(tree)) throw new Error('the mksquashfs backend takes an ImageTree');
+    if (typeof tree === 'function' || isPackedTree(tree)) throw new Error('the mksquashfs backend takes an ImageTree');
     planImage(tree); // names over 255 bytes, targets over 4095, …: the native writer's one-line errors, before staging
     await writeWithMksquashfs(tree, outFile, {
       compression: o.compression, blockSize: o.blockSize, mtime: o.mkfsTime, squashfsTools: o.squashfsTools, allTime: o.allTime ?? true,
