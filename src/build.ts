@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig } from './config/options.js';
@@ -15,6 +14,9 @@ import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { writeContainer, type ImageFormat } from './writers/container.js';
+import { loadSigningKeys } from './writers/signing.js';
+import { detectArchitecture } from './writers/architecture.js';
 import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
 export interface BuildFile {
@@ -47,6 +49,16 @@ export interface BuildResult {
   nixStorePaths: string[];
   /** Bytes searched for store path references while computing those closures. */
   bytesScanned: number;
+  /** 'squashfs': `image` is the squashfs (with sidecars when verity is on); 'ddi': a GPT disk image holding it. */
+  format: ImageFormat;
+  /** Every file written (sidecars first, the image last). */
+  outputs: string[];
+  /** The dm-verity root hash, lowercase hex, when verity is on. */
+  rootHash?: string;
+  /** Whether the root hash is signed (`.roothash.p7s`, or the DDI's root-verity-sig partition). */
+  signed: boolean;
+  /** The DPS architecture of a DDI's partitions. */
+  architecture?: string;
 }
 
 export interface BuildHooks {
@@ -127,12 +139,6 @@ function listFiles(tree: ImageTree): BuildFile[] {
   });
 }
 
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 /** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
 async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
   // Inspect under the final name: the prefix portablectl derives comes from it.
@@ -170,6 +176,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   const step = hooks.progress ?? (() => {});
   step('checking options');
   const opts = resolveOptions(options);
+  const signing = await loadSigningKeys(opts);
   const source = hooks.source ?? hostSource();
   const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe }) : undefined;
   if (generated && opts.closure === 'minimal') opts.contents.push(...generated.contents);
@@ -194,6 +201,7 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
   addSymlinks(tree, opts);
   addMinimalEtc(tree, opts.mtime);
 
+  const architecture = opts.format === 'ddi' ? opts.architecture ?? (await detectArchitecture(tree, warnings)) : undefined;
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
   await fs.mkdir(opts.outDir, { recursive: true });
@@ -204,10 +212,11 @@ async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, fro
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
     const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
-    const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
-    await fs.rename(tmp, image);
+    if (opts.verity || opts.format === 'ddi') step(opts.format === 'ddi' ? `writing the disk image (${architecture})` : 'writing the verity sidecars');
+    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, signing, architecture });
     return {
-      image, name, size: st.size, sha256, backend: opts.backend, problems,
+      image: out.image, name, size: out.size, sha256: out.sha256, backend: opts.backend, problems,
+      format: out.format, outputs: out.outputs, rootHash: out.rootHash, signed: signing !== undefined, architecture,
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(fields),
       files: listFiles(tree),

@@ -25,7 +25,9 @@ export type ErrorCode =
   | 'IMAGE_UNSUPPORTED'
   | 'ARCHIVE_INVALID'
   | 'DIGEST_MISMATCH'
-  | 'DEVICE_REFUSED';
+  | 'DEVICE_REFUSED'
+  | 'SIGNING_INVALID'
+  | 'ARCHITECTURE_UNKNOWN';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;
@@ -45,7 +47,7 @@ export function isMkportableError(e: unknown): e is MkportableError {
 }
 
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
-export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC';
+export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'ARCHITECTURE_MIXED';
 
 export interface BuildWarning {
   code: WarningCode;

@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
@@ -22,8 +23,9 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--json]
-                                               judge an image (.raw or folder) by portabled's rules
+  mkportable inspect IMAGE [--prefix P]... [--architecture A] [--certificate FILE] [--json]
+                                               judge an image (.raw, DDI or folder) by portabled's rules,
+                                               check its dm-verity tree and, with --certificate, its signature
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
   mkportable cat IMAGE PATH                    print a file from a squashfs image
   mkportable pack DIR IMAGE [--squash-compression C] [--squash-block-size B] [--all-root] [--mksquashfs]
@@ -96,6 +98,8 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
           } catch (e) {
             throw new UsageError(`--from: ${(e as Error).message}`);
           }
+        } else if (s.key === 'signingKey' || s.key === 'signingCertificate') {
+          out[s.key] = path.resolve(v as string);
         } else out[s.key] = v;
     }
   }
@@ -134,6 +138,7 @@ async function build(args: string[]): Promise<number> {
   else {
     const rel = path.relative(process.cwd(), result.image) || result.image;
     process.stdout.write(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
+    if (result.rootHash) process.stdout.write(`root hash ${result.rootHash}${result.signed ? ' (signed)' : ''}${result.architecture ? `  ${result.architecture}` : ''}\n`);
   }
   return 0;
 }
@@ -184,13 +189,36 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
   return 0;
 }
 
+function readCertificate(file: string): X509Certificate {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--certificate '${file}': cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new UsageError(`--certificate '${file}': not a PEM certificate`);
+  }
+}
+
 async function inspect(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, { prefix: { type: 'string', multiple: true }, json: { type: 'boolean' } });
+  const { values, positionals } = parse(args, {
+    prefix: { type: 'string', multiple: true }, json: { type: 'boolean' }, architecture: { type: 'string' }, certificate: { type: 'string' },
+  });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
   const { inspectPath, formatReport } = await import('../inspect/index.js');
+  let architecture: string | undefined;
+  if (values.architecture !== undefined) {
+    const { canonicalArchitecture, ARCHITECTURE_NAMES } = await import('../writers/architecture.js');
+    architecture = canonicalArchitecture(values.architecture as string);
+    if (!architecture) throw new UsageError(`--architecture: '${values.architecture}' is not one of ${ARCHITECTURE_NAMES.join(', ')}`);
+  }
+  const certificate = values.certificate === undefined ? undefined : readCertificate(values.certificate as string);
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined });
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, architecture, certificate });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {

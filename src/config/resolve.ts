@@ -7,6 +7,8 @@ import { validatePname, validateVersion } from './names.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
 import { parseFromSpec } from '../sources/from-spec.js';
+import { ARCHITECTURE_NAMES, canonicalArchitecture } from '../writers/architecture.js';
+import type { ImageFormat } from '../writers/container.js';
 
 /** Options after validation, with defaults applied: what the build steps read. */
 export interface ResolvedOptions {
@@ -31,6 +33,33 @@ export interface ResolvedOptions {
   closure: 'full' | 'minimal';
   unitFromConfig: boolean;
   allowDevices: boolean;
+  format: ImageFormat;
+  verity: boolean;
+  /** Absolute paths. */
+  signingKey?: string;
+  signingCertificate?: string;
+  /** Canonical DPS name; undefined: detect from the image. */
+  architecture?: string;
+}
+
+/** The output options: format, verity, signing and architecture, each checked against the others. */
+function resolveOutput(o: ReturnType<typeof normalizeOptions>, where: string, baseDir: string) {
+  const bad = (msg: string) => new MkportableError('CONFIG_INVALID', `${where}: ${msg}`, where);
+  const format = o.format ?? 'squashfs';
+  if (format !== 'squashfs' && format !== 'ddi') throw bad(`'format' must be "squashfs" or "ddi", got ${JSON.stringify(o.format)}`);
+  const verity = o.verity ?? false;
+  if (o.signingKey !== undefined && o.signingCertificate === undefined) {
+    throw bad("'signingKey' needs 'signingCertificate' (the certificate systemd checks the signature against)");
+  }
+  if (o.signingCertificate !== undefined && !verity) throw bad("signing needs 'verity: true' (the signature covers the verity root hash)");
+  let architecture: string | undefined;
+  if (o.architecture !== undefined) {
+    if (format !== 'ddi') throw bad("'architecture' only applies to format \"ddi\" (it types the partitions)");
+    architecture = canonicalArchitecture(o.architecture);
+    if (!architecture) throw bad(`'architecture' ${JSON.stringify(o.architecture)} is not one of ${ARCHITECTURE_NAMES.join(', ')}`);
+  }
+  const abs = (p?: string) => (p === undefined ? undefined : path.resolve(baseDir, p));
+  return { format, verity, signingKey: abs(o.signingKey), signingCertificate: abs(o.signingCertificate), architecture } as const;
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -93,5 +122,6 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     closure: o.closure ?? (from ? 'full' : 'minimal'),
     unitFromConfig: o.unitFromConfig ?? false,
     allowDevices: o.allowDevices ?? true,
+    ...resolveOutput(o, where, baseDir),
   };
 }

@@ -3,11 +3,23 @@ import path from 'node:path';
 import { directorySource } from '../sources/host.js';
 import { MkportableError } from '../errors.js';
 import { inspectSource, type InspectReport } from './inspect.js';
+import { locateImage, type VerityFacts, type VerityInspectOptions } from './verity.js';
 
 export { inspectSource, prefixFromName, type InspectReport, type Problem, type Severity } from './inspect.js';
+export { locateImage, type VerityFacts, type LocatedImage, type VerityInspectOptions } from './verity.js';
 
-/** Inspect a `.raw` squashfs image or a folder tree, as portablectl would be given it. */
-export async function inspectPath(target: string, opts: { prefixes?: string[] } = {}): Promise<InspectReport> {
+export interface InspectPathOptions extends VerityInspectOptions {
+  prefixes?: string[];
+}
+
+/** An image's report with what its file is and how it is verified. */
+export type ImageReport = InspectReport & { image?: VerityFacts };
+
+/**
+ * Inspect a `.raw` image (a squashfs, with or without verity sidecars, or a DDI) or a folder tree, as portablectl
+ * would be given it.
+ */
+export async function inspectPath(target: string, opts: InspectPathOptions = {}): Promise<ImageReport> {
   const st = await fs.stat(target).catch(() => null);
   if (!st) throw new MkportableError('PATH_NOT_FOUND', `${target}: no such file or directory`, target);
   if (st.isDirectory()) {
@@ -17,18 +29,35 @@ export async function inspectPath(target: string, opts: { prefixes?: string[] } 
   }
   const { openImage } = await import('../squashfs/read/index.js');
   const { squashfsSource } = await import('../sources/squashfs.js');
-  const image = await openImage(target);
+  const located = await locateImage(target, { architecture: opts.architecture, certificate: opts.certificate });
+  const image = await openImage(target, located.facts.format === 'ddi' ? { partition: located.root } : {});
   try {
-    return await inspectSource(squashfsSource(image, path.basename(target)), {
+    const report: ImageReport = await inspectSource(squashfsSource(image, path.basename(target)), {
       name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize,
     });
+    report.problems.unshift(...located.problems);
+    report.ok = !report.problems.some((p) => p.severity === 'error');
+    report.image = located.facts;
+    return report;
   } finally {
     await image.close();
   }
 }
 
-export function formatReport(r: InspectReport): string {
+function describeVerity(f: VerityFacts): string[] {
+  const lines = [`Format: ${f.format === 'ddi' ? `ddi (root partition for ${f.architecture})` : 'squashfs'}`];
+  if (f.verity === 'none') return [...lines, 'Verity: none'];
+  const sig = !f.signed ? 'unsigned' : f.signatureValid === undefined ? 'signed (signature not checked: give --certificate)' : f.signatureValid ? 'signed (signature valid)' : 'signed (signature INVALID)';
+  const tree = f.treeValid === undefined ? 'not checked' : f.treeValid ? 'matches the data' : 'DOES NOT match the data';
+  lines.push(`Verity: ${f.verity === 'sidecar' ? 'sidecar (.verity, .roothash)' : 'embedded (root-verity partition)'}, ${sig}`);
+  if (f.rootHash) lines.push(`Root hash: ${f.rootHash}`);
+  lines.push(`Hash tree: ${tree}${f.verityUuid ? `  (UUID ${f.verityUuid}, salt ${f.veritySalt})` : ''}`);
+  return lines;
+}
+
+export function formatReport(r: ImageReport): string {
   const lines: string[] = [`Image: ${r.name}`];
+  if (r.image) lines.push(...describeVerity(r.image));
   lines.push(`Prefix: ${r.prefixes.join(' ')}`);
   lines.push('os-release:');
   for (const [k, v] of Object.entries(r.osRelease)) lines.push(`  ${k}=${v}`);

@@ -1,0 +1,65 @@
+/**
+ * Which DPS architecture a DDI's partitions are typed with: the ELF machine of the image's executables (of any ELF
+ * file when no executable is one), the most common one winning; the build host's when the image holds no ELF.
+ */
+import { MkportableError, type BuildWarning } from '../errors.js';
+import { architectureOfElf, dpsArchitecture, hostArchitecture, DPS_ARCHITECTURES } from '../formats/dps.js';
+import { isElfMagic } from '../formats/elf.js';
+import { walkTree, type ImageTree } from '../plan/tree.js';
+
+const ALIASES: Record<string, string> = { amd64: 'x86-64', x86_64: 'x86-64', aarch64: 'arm64', i386: 'x86', i686: 'x86', ppc64le: 'ppc64-le', ppc64el: 'ppc64-le' };
+
+/** A user's architecture name in systemd's spelling (aliases such as amd64 and aarch64 are accepted); undefined if unknown. */
+export function canonicalArchitecture(name: string): string | undefined {
+  const n = ALIASES[name] ?? name;
+  return dpsArchitecture(n) ? n : undefined;
+}
+
+export const ARCHITECTURE_NAMES = DPS_ARCHITECTURES.map((a) => a.name);
+
+async function elfHeader(tree: ImageTree, p: string): Promise<Uint8Array | undefined> {
+  const e = tree.entries.get(p);
+  if (e?.type !== 'file' || e.size < 20) return undefined;
+  const c = e.content;
+  return c.kind === 'bytes' ? c.data.subarray(0, 20) : c.source.read(c.path, 0, 20);
+}
+
+export async function detectArchitecture(tree: ImageTree, warnings: BuildWarning[]): Promise<string> {
+  const executables = new Map<string, number>();
+  const others = new Map<string, number>();
+  const unknown = new Set<number>();
+  for (const p of walkTree(tree)) {
+    const e = tree.entries.get(p)!;
+    if (e.type !== 'file') continue;
+    const head = await elfHeader(tree, p);
+    if (!head || !isElfMagic(head)) continue;
+    const cls = head[4] === 2 ? 64 : 32;
+    const endian = head[5] === 2 ? 'big' : 'little';
+    const machine = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint16(18, endian === 'little');
+    const arch = architectureOfElf(machine, cls, endian);
+    if (!arch) {
+      unknown.add(machine);
+      continue;
+    }
+    const counts = e.mode & 0o111 ? executables : others;
+    counts.set(arch, (counts.get(arch) ?? 0) + 1);
+  }
+  const counts = executables.size ? executables : others;
+  if (counts.size === 0) {
+    if (unknown.size) {
+      throw new MkportableError('ARCHITECTURE_UNKNOWN', `the image's ELF files are for machine ${[...unknown].join(', ')}, which has no DPS partition type; set 'architecture'`, 'architecture');
+    }
+    const host = hostArchitecture();
+    if (!host) throw new MkportableError('ARCHITECTURE_UNKNOWN', `no ELF file in the image and no DPS architecture for this host (${process.arch}); set 'architecture'`, 'architecture');
+    return host;
+  }
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  if (ranked.length > 1) {
+    warnings.push({
+      code: 'ARCHITECTURE_MIXED',
+      message: `ELF files of several architectures (${ranked.map(([a, n]) => `${a}: ${n}`).join(', ')}); the DDI is typed ${ranked[0][0]}, set 'architecture' to choose`,
+      subject: 'architecture',
+    });
+  }
+  return ranked[0][0];
+}
