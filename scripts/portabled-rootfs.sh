@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Creates (or reuses) a cached Debian 12 (bookworm) root file system that boots under
-# systemd-nspawn and runs systemd-portabled. Prints the rootfs path on stdout; all other
-# output goes to stderr, and only on failure (the debootstrap log tail is shown then).
+# Creates (or reuses) a cached Debian root file system that boots under systemd-nspawn and runs
+# systemd-portabled: bookworm (Debian 12, systemd 252) or trixie (Debian 13, systemd 257, which
+# also has systemd-sysupdate and systemd-pull). Prints the rootfs path on stdout; all other output
+# goes to stderr, and only on failure (the debootstrap log tail is shown then) or with --progress.
 #
-#   MKPORTABLE_ROOTFS_CACHE   where the rootfs lives (default /var/cache/mkportable/bookworm-portabled)
+#   portabled-rootfs.sh [--progress] [SUITE]     SUITE: bookworm (default) or trixie
+#
+#   MKPORTABLE_ROOTFS_CACHE   where the rootfs lives (default /var/cache/mkportable/SUITE-portabled)
 #   MKPORTABLE_DEBIAN_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   --progress                debootstrap's "I: ..." steps go to stderr as they happen
 #
 # The cache is built in a temporary directory next to the final path and renamed into place
 # only once it is complete (it then contains the stamp file below), so an interrupted run never
@@ -12,10 +16,23 @@
 # flock(1). The cache is never modified after creation: containers run on an overlay of it.
 set -euo pipefail
 
-CACHE="${MKPORTABLE_ROOTFS_CACHE:-/var/cache/mkportable/bookworm-portabled}"
-MIRROR="${MKPORTABLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+PROGRESS=0
 SUITE=bookworm
-PACKAGES=systemd,systemd-sysv,dbus,systemd-container
+for arg in "$@"; do
+  case "$arg" in
+    --progress) PROGRESS=1 ;;
+    -*) printf 'portabled-rootfs: unknown option %s\n' "$arg" >&2; exit 2 ;;
+    *) SUITE="$arg" ;;
+  esac
+done
+case "$SUITE" in
+  bookworm) PACKAGES=systemd,systemd-sysv,dbus,systemd-container ;;
+  # gpg: systemd-pull verifies SHA256SUMS.gpg by running it (sysupdate's url-file sources).
+  trixie) PACKAGES=systemd,systemd-sysv,dbus,systemd-container,gpg ;;
+  *) printf 'portabled-rootfs: unknown suite %s (bookworm or trixie)\n' "$SUITE" >&2; exit 2 ;;
+esac
+CACHE="${MKPORTABLE_ROOTFS_CACHE:-/var/cache/mkportable/${SUITE}-portabled}"
+MIRROR="${MKPORTABLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # Bump when the customisation below changes: an existing cache with another stamp is rebuilt.
 STAMP_VERSION=1
 STAMP_FILE=.mkportable-rootfs-stamp
@@ -81,8 +98,21 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 ROOT="$TMP/rootfs"
-if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >"$LOG" 2>&1; then
-  die "debootstrap failed"
+if [ "$PROGRESS" = 1 ]; then
+  printf 'portabled-rootfs: creating the Debian %s rootfs cache in %s (once, about a minute)\n' "$SUITE" "$CACHE" >&2
+  # Phases as they start, and a running count while packages download/unpack/configure.
+  if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" 2>&1 | tee "$LOG" |
+      awk -v pfx="portabled-rootfs: " '
+        /^I: (Retrieving (InRelease|Packages)|Resolving dependencies|Installing core|Unpacking required|Unpacking the base|Configuring required|Configuring the base|Base system installed)/ {
+          sub(/^I: /, ""); print pfx $0; fflush(); next }
+        /^I: (Retrieving|Extracting|Unpacking|Configuring) / {
+          n[$2]++; if (n[$2] % 25 == 0) { print pfx tolower($2) " " n[$2] " packages"; fflush() } }' >&2; then
+    die "debootstrap failed"
+  fi
+else
+  if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >"$LOG" 2>&1; then
+    die "debootstrap failed"
+  fi
 fi
 
 {
@@ -122,6 +152,11 @@ fi
   test -e "$ROOT/lib/systemd/system/systemd-portabled.service"
   test -d "$ROOT/lib/systemd/portable/profile/default"
   mkdir -p "$ROOT/var/lib/portables" "$ROOT/etc/portables"
+  if [ "$SUITE" = trixie ]; then
+    test -x "$ROOT/usr/lib/systemd/systemd-sysupdate"
+    test -x "$ROOT/usr/lib/systemd/systemd-pull"
+    test -x "$ROOT/usr/bin/gpg"
+  fi
 
   # Smaller tree = faster copies/overlays; none of this is needed at runtime.
   rm -rf "$ROOT/var/cache/apt/"*.bin "$ROOT/var/cache/apt/archives/"*.deb \

@@ -1,4 +1,4 @@
-// Smoke test for the portabled container harness: boots Debian 12 under systemd-nspawn and attaches
+// Smoke test for the portabled container harness: boots Debian 12 and 13 under systemd-nspawn and attaches
 // a hand-made portable image with the real systemd-portabled.
 //
 // Needs root, systemd-nspawn, nsenter, /dev/loop-control, mksquashfs, and debootstrap (first run
@@ -9,12 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './portabled.js';
+import { portabledPrerequisites, startPortabledContainer, SYSTEMD_VERSIONS, type PortabledContainer, type SystemdVersion } from './portabled.js';
 
 const inCI = !!process.env.CI && !/^(0|false|no)$/i.test(process.env.CI);
 
-function prerequisites(): { ok: boolean; reason?: string } {
-  const pre = portabledPrerequisites();
+function prerequisites(systemd: SystemdVersion): { ok: boolean; reason?: string } {
+  const pre = portabledPrerequisites({ systemd });
   const missing = pre.ok ? [] : [pre.reason ?? 'unknown'];
   if (spawnSync('mksquashfs', ['-version'], { stdio: 'ignore' }).error) missing.push('mksquashfs not found (squashfs-tools)');
   if (spawnSync('ldd', ['--version'], { stdio: 'ignore' }).error) missing.push('ldd not found');
@@ -67,64 +67,66 @@ function buildHelloImage(workDir: string): string {
   return raw;
 }
 
-const pre = prerequisites();
+for (const systemd of SYSTEMD_VERSIONS) {
+  const pre = prerequisites(systemd);
 
-if (!pre.ok && !inCI) {
-  test('portabled container harness', { skip: `prerequisites missing: ${pre.reason} (set CI=true to make this a failure)` }, () => {});
-} else if (!pre.ok) {
-  test('portabled container harness: prerequisites', () => {
-    assert.fail(`CI is set but prerequisites are missing: ${pre.reason}`);
-  });
-} else {
-  describe('portabled container harness', { timeout: 20 * 60_000 }, () => {
-    let c: PortabledContainer | undefined;
-    let workDir: string | undefined;
-
-    before(async () => {
-      workDir = mkdtempSync(join(tmpdir(), 'mkportable-portabled-test-'));
-      const t0 = Date.now();
-      c = await startPortabledContainer();
-      console.log(`# container ${c.machine} up in ${Date.now() - t0} ms (pid ${c.pid})`);
+  if (!pre.ok && !inCI) {
+    test(`portabled container harness (systemd ${systemd})`, { skip: `prerequisites missing: ${pre.reason} (set CI=true to make this a failure)` }, () => {});
+  } else if (!pre.ok) {
+    test(`portabled container harness (systemd ${systemd}): prerequisites`, () => {
+      assert.fail(`CI is set but prerequisites are missing: ${pre.reason}`);
     });
+  } else {
+    describe(`portabled container harness (systemd ${systemd})`, { timeout: 20 * 60_000 }, () => {
+      let c: PortabledContainer | undefined;
+      let workDir: string | undefined;
 
-    after(async () => {
-      await c?.stop();
-      if (workDir) rmSync(workDir, { recursive: true, force: true });
+      before(async () => {
+        workDir = mkdtempSync(join(tmpdir(), 'mkportable-portabled-test-'));
+        const t0 = Date.now();
+        c = await startPortabledContainer({ systemd });
+        console.log(`# container ${c.machine} up in ${Date.now() - t0} ms (pid ${c.pid})`);
+      });
+
+      after(async () => {
+        await c?.stop();
+        if (workDir) rmSync(workDir, { recursive: true, force: true });
+      });
+
+      test('systemd and portablectl answer', async () => {
+        const ver = await c!.exec(['portablectl', '--version']);
+        assert.match(ver.stdout, new RegExp(`^systemd ${systemd}\\b`));
+        const state = await c!.exec(['systemctl', 'is-system-running'], { allowFail: true });
+        assert.match(state.stdout.trim(), /^(running|degraded)$/, `state: ${state.stdout}${state.stderr}`);
+        const list = await c!.exec(['portablectl', 'list']);
+        assert.match(list.stdout + list.stderr, /No images/);
+      });
+
+      test('attaches and detaches a portable image', async () => {
+        const raw = buildHelloImage(workDir!);
+        await c!.copyIn(raw, '/var/lib/portables/hello_1.0.raw');
+
+        const attach = await c!.exec(['portablectl', 'attach', '--now', '--runtime', 'hello_1.0']);
+        assert.match(attach.stdout + attach.stderr, /hello\.service/);
+
+        const active = await c!.exec(['systemctl', 'is-active', 'hello.service'], { allowFail: true });
+        assert.equal(active.stdout.trim(), 'active', `hello.service is not active:\n${active.stdout}${active.stderr}`);
+        const attached = await c!.exec(['portablectl', 'is-attached', 'hello_1.0'], { allowFail: true });
+        assert.match(attached.stdout.trim(), /^(attached|running)-runtime$/);
+        const mainPid = await c!.exec(['systemctl', 'show', '-P', 'MainPID', 'hello.service']);
+        assert.notEqual(mainPid.stdout.trim(), '0');
+
+        await c!.exec(['portablectl', 'detach', '--now', '--runtime', 'hello_1.0']);
+
+        const load = await c!.exec(['systemctl', 'show', '-P', 'LoadState', 'hello.service']);
+        assert.equal(load.stdout.trim(), 'not-found', 'hello.service should be gone after detach');
+        const afterDetach = await c!.exec(['systemctl', 'is-active', 'hello.service'], { allowFail: true });
+        assert.notEqual(afterDetach.stdout.trim(), 'active');
+        const detached = await c!.exec(['portablectl', 'is-attached', 'hello_1.0'], { allowFail: true });
+        assert.equal(detached.stdout.trim(), 'detached');
+        const leftover = await c!.exec(['test', '-e', '/run/systemd/system.attached/hello.service'], { allowFail: true });
+        assert.notEqual(leftover.code, 0, 'unit file still present in /run/systemd/system.attached');
+      });
     });
-
-    test('systemd and portablectl answer', async () => {
-      const ver = await c!.exec(['portablectl', '--version']);
-      assert.match(ver.stdout, /^systemd \d+/);
-      const state = await c!.exec(['systemctl', 'is-system-running'], { allowFail: true });
-      assert.match(state.stdout.trim(), /^(running|degraded)$/, `state: ${state.stdout}${state.stderr}`);
-      const list = await c!.exec(['portablectl', 'list']);
-      assert.match(list.stdout + list.stderr, /No images/);
-    });
-
-    test('attaches and detaches a portable image', async () => {
-      const raw = buildHelloImage(workDir!);
-      await c!.copyIn(raw, '/var/lib/portables/hello_1.0.raw');
-
-      const attach = await c!.exec(['portablectl', 'attach', '--now', '--runtime', 'hello_1.0']);
-      assert.match(attach.stdout + attach.stderr, /hello\.service/);
-
-      const active = await c!.exec(['systemctl', 'is-active', 'hello.service'], { allowFail: true });
-      assert.equal(active.stdout.trim(), 'active', `hello.service is not active:\n${active.stdout}${active.stderr}`);
-      const attached = await c!.exec(['portablectl', 'is-attached', 'hello_1.0'], { allowFail: true });
-      assert.match(attached.stdout.trim(), /^(attached|running)-runtime$/);
-      const mainPid = await c!.exec(['systemctl', 'show', '-P', 'MainPID', 'hello.service']);
-      assert.notEqual(mainPid.stdout.trim(), '0');
-
-      await c!.exec(['portablectl', 'detach', '--now', '--runtime', 'hello_1.0']);
-
-      const load = await c!.exec(['systemctl', 'show', '-P', 'LoadState', 'hello.service']);
-      assert.equal(load.stdout.trim(), 'not-found', 'hello.service should be gone after detach');
-      const afterDetach = await c!.exec(['systemctl', 'is-active', 'hello.service'], { allowFail: true });
-      assert.notEqual(afterDetach.stdout.trim(), 'active');
-      const detached = await c!.exec(['portablectl', 'is-attached', 'hello_1.0'], { allowFail: true });
-      assert.equal(detached.stdout.trim(), 'detached');
-      const leftover = await c!.exec(['test', '-e', '/run/systemd/system.attached/hello.service'], { allowFail: true });
-      assert.notEqual(leftover.code, 0, 'unit file still present in /run/systemd/system.attached');
-    });
-  });
+  }
 }
