@@ -241,8 +241,8 @@ const MAX_LISTED = 8;
 
 /**
  * Check every data block against the stored tree and every stored hash block against its parent, as the kernel
- * will: with no mismatch and storedRoot equal to the root hash, every read succeeds. One pass over the data; a
- * level-0 block that is itself wrong is reported as a tree fault, not as faults of all its data blocks.
+ * will: with no mismatch and storedRoot equal to the root hash, every read succeeds. One pass over the data. A
+ * hash block that does not match its parent is blamed, not its children (nor the data under it).
  */
 export async function checkTree(sb: VeritySuperblock, readData: ReadAt, readHash: ReadAt, chunkBlocks = 256): Promise<TreeCheck> {
   const geometry = treeGeometry(sb.dataBlocks, sb.hashBlockSize);
@@ -252,8 +252,14 @@ export async function checkTree(sb: VeritySuperblock, readData: ReadAt, readHash
   const digest = (b: Uint8Array) => salted.copy().update(b).digest();
   const result: TreeCheck = { storedRoot: new Uint8Array(), badDataBlocks: [], badDataCount: 0, badHashBlocks: [] };
 
-  const badLevel0 = new Set<number>();
-  for (let level = 0; level < levels.length; level++) {
+  // Top down, so that a bad block is blamed, not the children that no longer match it.
+  const bad = levels.map(() => new Set<number>());
+  const perBlock = geometry.digestsPerBlock;
+  const underBad = (level: number, index: number): boolean => {
+    for (let l = level, i = index; l < levels.length; l++, i = Math.floor(i / perBlock)) if (bad[l].has(i)) return true;
+    return false;
+  };
+  for (let level = levels.length - 1; level >= 0; level--) {
     const top = level === levels.length - 1;
     let parent: Uint8Array | undefined;
     let parentIndex = -1;
@@ -263,18 +269,20 @@ export async function checkTree(sb: VeritySuperblock, readData: ReadAt, readHash
         result.storedRoot = d;
         continue;
       }
-      const pi = Math.floor(index / geometry.digestsPerBlock);
+      const pi = Math.floor(index / perBlock);
+      if (underBad(level + 1, pi)) continue;
       if (pi !== parentIndex) {
         parent = await readHash(levels[level + 1].offset + pi * hbs, hbs);
         parentIndex = pi;
       }
-      const at = (index % geometry.digestsPerBlock) * DIGEST_SIZE;
+      const at = (index % perBlock) * DIGEST_SIZE;
       if (!d.equals(parent!.subarray(at, at + DIGEST_SIZE))) {
+        bad[level].add(index);
         result.badHashBlocks.push([level, index]);
-        if (level === 0) badLevel0.add(index);
       }
     }
   }
+  result.badHashBlocks.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
 
   const bs = sb.dataBlockSize;
   let level0: Uint8Array | undefined;
@@ -289,13 +297,13 @@ export async function checkTree(sb: VeritySuperblock, readData: ReadAt, readHash
         continue;
       }
       const block = first + k;
-      const index = Math.floor(block / geometry.digestsPerBlock);
-      if (badLevel0.has(index)) continue;
+      const index = Math.floor(block / perBlock);
+      if (underBad(0, index)) continue;
       if (index !== level0Index) {
         level0 = await readHash(levels[0].offset + index * hbs, hbs);
         level0Index = index;
       }
-      const at = (block % geometry.digestsPerBlock) * DIGEST_SIZE;
+      const at = (block % perBlock) * DIGEST_SIZE;
       if (!d.equals(level0!.subarray(at, at + DIGEST_SIZE))) {
         if (result.badDataBlocks.length < MAX_LISTED) result.badDataBlocks.push(block);
         result.badDataCount++;

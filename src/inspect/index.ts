@@ -2,8 +2,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { directorySource } from '../sources/host.js';
 import { MkportableError } from '../errors.js';
-import { inspectSource, type InspectReport } from './inspect.js';
+import { inspectSource, prefixFromName, type InspectReport } from './inspect.js';
 import { locateImage, type VerityFacts, type VerityInspectOptions } from './verity.js';
+import type { SquashfsImage } from '../squashfs/read/index.js';
 
 export { inspectSource, prefixFromName, type InspectReport, type Problem, type Severity } from './inspect.js';
 export { locateImage, type VerityFacts, type LocatedImage, type VerityInspectOptions } from './verity.js';
@@ -30,7 +31,12 @@ export async function inspectPath(target: string, opts: InspectPathOptions = {})
   const { openImage } = await import('../squashfs/read/index.js');
   const { squashfsSource } = await import('../sources/squashfs.js');
   const located = await locateImage(target, { architecture: opts.architecture, certificate: opts.certificate });
-  const image = await openImage(target, located.facts.format === 'ddi' ? { partition: located.root } : {});
+  let image: SquashfsImage;
+  try {
+    image = await openImage(target, located.facts.format === 'ddi' ? { partition: located.root } : {});
+  } catch (e) {
+    return unreadable(e);
+  }
   try {
     const report: ImageReport = await inspectSource(squashfsSource(image, path.basename(target)), {
       name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize,
@@ -39,8 +45,20 @@ export async function inspectPath(target: string, opts: InspectPathOptions = {})
     report.ok = !report.problems.some((p) => p.severity === 'error');
     report.image = located.facts;
     return report;
+  } catch (e) {
+    return unreadable(e);
   } finally {
     await image.close();
+  }
+
+  /** With a broken hash tree the verdict stands on it, even when the squashfs can no longer be read. */
+  function unreadable(e: unknown): ImageReport {
+    if (!(e instanceof MkportableError) || !located.problems.some((p) => p.severity === 'error')) throw e;
+    const name = path.basename(target);
+    return {
+      name, prefixes: opts.prefixes?.length ? opts.prefixes : [prefixFromName(name)], osRelease: {}, units: {}, ok: false, image: located.facts,
+      problems: [...located.problems, { severity: 'error', rule: 'squashfs-unreadable', message: e.message }],
+    };
   }
 }
 
@@ -50,7 +68,8 @@ function describeVerity(f: VerityFacts): string[] {
   const sig = !f.signed ? 'unsigned' : f.signatureValid === undefined ? 'signed (signature not checked: give --certificate)' : f.signatureValid ? 'signed (signature valid)' : 'signed (signature INVALID)';
   const tree = f.treeValid === undefined ? 'not checked' : f.treeValid ? 'matches the data' : 'DOES NOT match the data';
   lines.push(`Verity: ${f.verity === 'sidecar' ? 'sidecar (.verity, .roothash)' : 'embedded (root-verity partition)'}, ${sig}`);
-  if (f.rootHash) lines.push(`Root hash: ${f.rootHash}`);
+  const from = { sidecar: 'from .roothash', signature: 'from the signature partition', 'partition-uuids': 'only in the partition UUIDs: systemd will not use verity' };
+  if (f.rootHash) lines.push(`Root hash: ${f.rootHash}${f.rootHashSource ? ` (${from[f.rootHashSource]})` : ''}`);
   lines.push(`Hash tree: ${tree}${f.verityUuid ? `  (UUID ${f.verityUuid}, salt ${f.veritySalt})` : ''}`);
   return lines;
 }

@@ -23,6 +23,8 @@ export interface VerityFacts {
   /** true: the signature verified against --certificate; false: it did not; undefined: not checked. */
   signatureValid?: boolean;
   rootHash?: string;
+  /** Where systemd takes the root hash from: the `.roothash` file, a DDI's signature partition; a DDI with neither has it only in its partition UUIDs, and runs unverified. */
+  rootHashSource?: 'sidecar' | 'signature' | 'partition-uuids';
   /** The hash tree matched the data and the root hash, block by block. */
   treeValid?: boolean;
   verityUuid?: string;
@@ -157,6 +159,7 @@ async function inspectPlain(file: string, fh: FileHandle, size: number, opts: Ve
     return { facts, root, problems: problems.list };
   }
   facts.rootHash = line.toLowerCase();
+  facts.rootHashSource = 'sidecar';
   const hash = await fs.open(verityPath, 'r');
   try {
     await checkHashTree({
@@ -232,8 +235,20 @@ async function inspectDdi(file: string, fh: FileHandle, size: number, opts: Veri
   facts.verity = 'embedded';
   const v = verity[0];
   if (!(v.attributes & GPT_FLAG_READ_ONLY)) problems.add('warning', 'ddi-partition-flags', `${base}: the verity partition lacks the read-only flag (bit 60)`);
-  // Without a signature the root hash is only in the two partition UUIDs (what `--root-hash` would be matched against).
+  // The root hash that selects the partitions: from the signature partition, else from `<name>.roothash`; with
+  // neither it is only in the two partition UUIDs, and systemd mounts the root partition without verity.
   let rootHash = (r.uuid + v.uuid).replace(/-/g, '');
+  facts.rootHashSource = 'partition-uuids';
+  const rhPath = sidecar(file, '.roothash');
+  const sidecarHash = (await exists(rhPath)) ? (await fs.readFile(rhPath, 'utf8')).split('\n')[0].trim().toLowerCase() : undefined;
+  if (sidecarHash !== undefined) {
+    if (!/^([0-9a-f]{2}){16,}$/.test(sidecarHash)) {
+      problems.add('error', 'verity-roothash-invalid', `${path.basename(rhPath)}: '${sidecarHash.slice(0, 80)}' is not a hex root hash: systemd refuses the image`);
+    } else {
+      rootHash = sidecarHash;
+      facts.rootHashSource = 'sidecar';
+    }
+  }
   if (sig.length) {
     facts.signed = true;
     const range = bytes(sig[0]);
@@ -241,15 +256,23 @@ async function inspectDdi(file: string, fh: FileHandle, size: number, opts: Veri
     if (typeof parsed === 'string') {
       problems.add('error', 'ddi-signature-invalid', `${base}: the verity-sig partition: ${parsed}: systemd refuses the image`);
     } else {
-      if (parsed.rootHash !== rootHash) {
-        problems.add('error', 'ddi-signature-root-hash', `${base}: the verity-sig partition's rootHash ${parsed.rootHash} is not the one the partition UUIDs carry (${rootHash})`);
+      const uuids = (r.uuid + v.uuid).replace(/-/g, '');
+      if (parsed.rootHash !== uuids) {
+        problems.add('error', 'ddi-signature-root-hash', `${base}: the verity-sig partition's rootHash ${parsed.rootHash} is not the one the partition UUIDs carry (${uuids})`);
+      }
+      if (sidecarHash !== undefined && facts.rootHashSource === 'sidecar' && parsed.rootHash !== sidecarHash) {
+        problems.add('error', 'ddi-signature-root-hash', `${base}: the verity-sig partition's rootHash ${parsed.rootHash} is not the one in ${path.basename(rhPath)} (${sidecarHash}): systemd refuses the image`);
       }
       rootHash = parsed.rootHash;
+      facts.rootHashSource = 'signature';
       if (opts.certificate && parsed.certificateFingerprint && parsed.certificateFingerprint !== opts.certificate.fingerprint256.replace(/:/g, '').toLowerCase()) {
         problems.add('warning', 'signature-fingerprint-mismatch', `${base}: certificateFingerprint ${parsed.certificateFingerprint} is not that of the given certificate`);
       }
       checkSignature(Buffer.from(parsed.signature, 'base64'), rootHash, opts, facts, problems, `${base}: the verity-sig partition`);
     }
+  }
+  if (facts.rootHashSource === 'partition-uuids') {
+    problems.add('warning', 'ddi-root-hash-missing', `${base}: unsigned and no ${path.basename(rhPath)} beside it: systemd does not know the root hash and mounts the root partition without verity`);
   }
   facts.rootHash = rootHash;
   const hr = bytes(v);

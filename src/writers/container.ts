@@ -1,6 +1,6 @@
 /**
  * The container around the squashfs: nothing (a plain `.raw`), dm-verity sidecars beside it, or a GPT Discoverable
- * Disk Image holding it with its verity and signature partitions. Every output is written under a temporary name
+ * Disk Image holding it with its verity and signature partitions (plus `<name>.roothash` when unsigned). Every output is written under a temporary name
  * beside its final one and all are renamed into place only once every one is complete; a failure removes them all.
  *
  * Passes over the squashfs, streamed in 1 MiB chunks: its sha256 (the seed that salt and UUIDs derive from, and
@@ -274,8 +274,12 @@ export async function writeContainer(squashfs: string, o: ContainerOptions): Pro
     const size = await padToBlock(squashfs);
     let facts: Omit<WrittenImage, 'outputs' | 'image' | 'format'>;
     if (o.format === 'ddi') {
+      // An unsigned DDI does not carry its root hash: systemd takes it from `<name>.roothash` beside the image and
+      // finds the root and verity partitions by their UUIDs. Without it the root partition is mounted unverified.
+      const roothash = o.verity && !o.signing ? out.add(`${o.name}.roothash`) : undefined;
       facts = await writeDdi(squashfs, size, o, out);
       await fs.rm(squashfs, { force: true });
+      if (roothash) await fs.writeFile(roothash, `${facts.rootHash}\n`);
     } else {
       facts = { ...(await writeSidecars(squashfs, size, o, out)), size };
       out.adopt(squashfs, `${o.name}.raw`);

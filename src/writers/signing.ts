@@ -30,12 +30,14 @@ async function readPem(what: string, file: string): Promise<string> {
 }
 
 function parseKey(pem: string, origin: string): KeyObject {
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem)) {
+    throw fail(`signingKey ${origin}: the key is encrypted; give an unencrypted PEM key`, origin);
+  }
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem' });
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MISSING_PASSPHRASE') throw fail(`signingKey ${origin}: the key is encrypted; give an unencrypted PEM key`, origin);
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MISSING_PASSPHRASE') throw fail(`signingKey ${origin}: the key is encrypted; give an unencrypted PEM key`, origin);
     throw fail(`signingKey ${origin}: not a PEM private key`, origin);
   }
   if (key.asymmetricKeyType !== 'rsa') {
