@@ -72,3 +72,10 @@ for (const c of configs) {
   console.log(`  size   native ${mb(ns)} MiB   mksquashfs ${mb(ps)} MiB   ratio ${(ns / ps).toFixed(3)}`);
 }
 rmSync(work, { recursive: true, force: true });
+
+// --- verity and DDI overhead (issue 12): its own script, run after the writer comparison ---
+if (!only || only === 'verity') {
+  const v = spawnSync(process.execPath, [path.join(repo, 'scripts', 'bench-verity.mjs'), ...(process.env.BENCH_VERITY_DIR ? [process.env.BENCH_VERITY_DIR] : [])], { stdio: 'inherit' });
+  if (v.status !== 0) process.exitCode = v.status ?? 1;
+}
+// --- end verity and DDI overhead ---

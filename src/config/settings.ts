@@ -37,7 +37,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
   { key: 'format', kind: 'string', flag: 'format', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
   { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi' },
-  { key: 'signingKey', kind: 'string', flag: 'signing-key', help: 'PEM RSA private key that signs the root hash', default: '$MKPORTABLE_SIGNING_KEY (PEM text or a path)' },
+  { key: 'signingKey', kind: 'string', flag: 'signing-key', help: 'PEM RSA private key that signs the root hash; $MKPORTABLE_SIGNING_KEY may hold it (PEM text or a path)' },
   { key: 'signingCertificate', kind: 'string', flag: 'signing-certificate', help: 'PEM certificate of the signing key; signs the image (.roothash.p7s or the verity-sig partition)' },
   { key: 'architecture', kind: 'string', flag: 'architecture', help: 'DPS architecture of the ddi partitions (x86-64, arm64, ...)', default: 'from the ELF files in the image' },
 ];
