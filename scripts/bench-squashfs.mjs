@@ -2,7 +2,7 @@
 // Wall time and size of the native squashfs writer against mksquashfs on a host directory.
 //   npm run build && node scripts/bench-squashfs.mjs [DIR=/usr/bin] [COMP=gzip] [BLOCK=131072] [ROUNDS=3]
 // Uses dist/ (the compiled path users run). The tree keeps the directory's owners and times, as mksquashfs does,
-// so sqfsdiff -T compares everything but xattrs.
+// so sqfsdiff -T compares everything but xattrs; every round's pair must be equal, or the run exits 1.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -31,9 +31,11 @@ try {
     if (m.status !== 0) throw new Error(`mksquashfs: ${m.stderr}`);
     const mk = ms(t1);
     console.log(`round ${r + 1}: native ${native} ms (plan ${planned} ms), ${statSync(ours).size} bytes | mksquashfs ${mk} ms, ${statSync(theirs).size} bytes`);
+    const d = spawnSync('sqfsdiff', ['-T', '-a', theirs, '-b', ours], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (d.error) throw new Error(`sqfsdiff could not run (${d.error.message}); install squashfs-tools-ng`);
+    console.log(`  sqfsdiff -T: ${d.status === 0 ? 'no differences' : `exit ${d.status}\n${d.stdout}${d.stderr}`}`);
+    if (d.status !== 0) process.exitCode = 1;
   }
-  const d = spawnSync('sqfsdiff', ['-T', '-a', theirs, '-b', ours], { encoding: 'utf8' });
-  console.log(`sqfsdiff -T: ${d.status === 0 ? 'no differences' : `exit ${d.status}\n${d.stdout}`}`);
   console.log(`cores: ${os.availableParallelism()}, load: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 } finally {
   rmSync(tmp, { recursive: true, force: true });

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // npm run bench [-- DIR] — the native writer vs mksquashfs on the same tree, same compression and block size,
 // run alternately in one invocation. Prints wall time, CPU time, peak RSS and image size as ratios
-// (native / mksquashfs; below 1.0 means the native writer wins).
+// (native / mksquashfs; below 1.0 means the native writer wins). The figures only count when the two images
+// hold the same tree: each pair is compared with sqfsdiff -T (entries, contents, owners, modes, times, link
+// targets, device numbers), and the benchmark exits 1 when any pair differs.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -18,6 +20,7 @@ const only = process.env.BENCH_ONLY;
 const repo = path.resolve(new URL('..', import.meta.url).pathname);
 const cli = path.join(repo, 'bin', 'mkportable.js');
 const work = mkdtempSync(path.join(os.tmpdir(), 'mkportable-bench-'));
+const failures = [];
 
 // Children's rusage (CPU and peak RSS) needs wait4(); python's resource module reads it for us.
 const MEASURE = `
@@ -35,6 +38,14 @@ function measure(argv) {
   const m = JSON.parse(r.stdout);
   if (m.code !== 0) throw new Error(`${argv.join(' ')} failed: ${m.err}`);
   return m;
+}
+
+/** sqfsdiff's verdict on two images; a difference or a sqfsdiff failure is a message, equal is undefined. */
+function differences(peerImage, nativeImage) {
+  const d = spawnSync('sqfsdiff', ['-T', '-a', peerImage, '-b', nativeImage], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (d.error) return `sqfsdiff could not run (${d.error.message}); install squashfs-tools-ng`;
+  if (d.status === 0) return undefined;
+  return `sqfsdiff -T exited ${d.status}:\n${(d.stdout + d.stderr).slice(0, 4000)}`;
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -59,6 +70,8 @@ for (const c of configs) {
     if (i % 2 === 0) { runNative(); runPeer(); } else { runPeer(); runNative(); }
     native[i].size = statSync(a).size;
     peer[i].size = statSync(b).size;
+    const diff = differences(b, a);
+    if (diff) failures.push(`${c.label}, round ${i + 1}: the images differ; ${diff}`);
   }
   const row = (k) => [median(native.map((x) => x[k])), median(peer.map((x) => x[k]))];
   const [nw, pw] = row('wall');
@@ -70,8 +83,13 @@ for (const c of configs) {
   console.log(`  cpu    native ${fmt(nc)} s   mksquashfs ${fmt(pc)} s   ratio ${fmt(nc / pc)}`);
   console.log(`  rss    native ${mb(nr)} MiB   mksquashfs ${mb(pr)} MiB   ratio ${fmt(nr / pr)}`);
   console.log(`  size   native ${mb(ns)} MiB   mksquashfs ${mb(ps)} MiB   ratio ${(ns / ps).toFixed(3)}`);
+  console.log(`  same tree (sqfsdiff -T): ${failures.some((f) => f.startsWith(`${c.label},`)) ? 'NO' : `yes, all ${rounds} rounds`}`);
 }
 rmSync(work, { recursive: true, force: true });
+if (failures.length) {
+  console.error(`\nbenchmark invalid: the images are not equivalent\n${failures.join('\n')}`);
+  process.exit(1);
+}
 
 // --- verity and DDI overhead (issue 12): its own script, run after the writer comparison ---
 if (!only || only === 'verity') {

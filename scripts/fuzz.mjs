@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Fuzz the squashfs reader (src/squashfs/read): seeded mutations of small valid images, each fully read.
 //
-//   node scripts/fuzz.mjs [SEED | --seed N] [--iterations N] [--time SECONDS] [--json] [--reasons]
+//   node scripts/fuzz.mjs [SEED | --seed N] [--iterations N] [--time SECONDS] [--hang-ms MS] [--json] [--reasons]
 //
-// Runs until --iterations or --time is reached (unbounded without either; Ctrl-C prints the summary).
-// Iteration i uses seed N+i, so `--seed S --iterations 1` reproduces a failure. The cases run in a child process
-// under a watchdog: an exception other than IMAGE_CORRUPT/IMAGE_UNSUPPORTED, a slow iteration, a hang, a crash or
-// runaway memory is reported with its seed. Exit status 1 when anything failed.
+// Runs until --iterations or --time is reached (unbounded without either; Ctrl-C prints the summary). --time only
+// bounds an interactive session; the test suite counts iterations. Iteration i uses seed N+i, so
+// `--seed S --iterations 1` reproduces a failure. The cases run in a child process under a watchdog: an exception
+// other than IMAGE_CORRUPT/IMAGE_UNSUPPORTED, a hang, a crash or runaway memory is reported with its seed. Time is
+// never a verdict: an iteration is a hang only when it makes no progress for --hang-ms (default 120 s, some
+// thousand times what a case takes, so a loaded machine never trips it). Exit status 1 when anything failed.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,9 +27,8 @@ const opt = (name, dflt) => {
 };
 const flag = (name) => args.includes(`--${name}`);
 
-/** An iteration slower than this is a failure; one silent for HANG_MS is killed as a hang. */
-const SLOW_MS = Number(opt('slow-ms', 5000));
-const HANG_MS = Number(opt('hang-ms', 20000));
+/** An iteration silent for this long is killed and reported as a hang (hang detection, not a speed limit). */
+const HANG_MS = Number(opt('hang-ms', 120_000));
 /** RSS above the post-warm-up baseline that counts as runaway memory. */
 const MAX_RSS_GROWTH = Number(opt('max-rss-mb', 512)) * 2 ** 20;
 
@@ -35,7 +36,7 @@ if (flag('child')) await child();
 else await parent();
 
 async function child() {
-  const harness = await import(pathToFileURL(path.join(REPO, 'src/squashfs/read/fuzz-harness.ts')).href);
+  const harness = await import(pathToFileURL(path.join(REPO, 'test/support/squashfs-fuzz.ts')).href);
   const seed0 = Number(opt('seed', 1));
   const end = Number(opt('end', Infinity));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sqfs-fuzz-'));
@@ -59,7 +60,6 @@ async function child() {
       baseline = process.memoryUsage().rss;
     }
     let failure = o.result === 'failed' ? o.failure : undefined;
-    if (!failure && o.ms > SLOW_MS) failure = `slow: ${o.ms.toFixed(0)} ms (limit ${SLOW_MS})`;
     if (!failure && baseline && rss - baseline > MAX_RSS_GROWTH) {
       globalThis.gc?.();
       const after = process.memoryUsage().rss;
@@ -116,7 +116,7 @@ async function parent() {
   function runChild(seed) {
     return new Promise((resolve) => {
       const childArgs = ['--import', 'tsx', '--expose-gc', HERE, '--child', '--seed', String(seed), '--end', String(end)];
-      for (const k of ['slow-ms', 'max-rss-mb']) if (opt(k)) childArgs.push(`--${k}`, opt(k));
+      if (opt('max-rss-mb')) childArgs.push('--max-rss-mb', opt('max-rss-mb'));
       const cp = spawn(process.execPath, childArgs, { cwd: REPO, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
       let stderr = '';
       cp.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
@@ -135,7 +135,7 @@ async function parent() {
           return finish(end);
         }
         if (Date.now() - lastBeat > HANG_MS) {
-          failures.push({ seed: current, kind: 'hang', detail: `no progress for ${HANG_MS} ms` });
+          failures.push({ seed: current, kind: 'hang', detail: `no progress for ${HANG_MS} ms: killed as a hang` });
           stats.failed++;
           cp.kill('SIGKILL');
           finish(current + 1);

@@ -1,23 +1,38 @@
+/**
+ * A build, as the list of named steps in portableService(): resolve the options (once; frozen), open the input,
+ * read the units, plan the tree (the rootfs, the skeleton), resolve the closure, finish the tree, then write the
+ * image and check it by inspect's rules, then put the container around it (verity sidecars or a DDI). Each step
+ * takes and returns plain data.
+ */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { MkportableError, type BuildWarning } from './errors.js';
-import type { PortableServiceConfig } from './config/options.js';
+import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
-import { createTree, walkTree, type ImageTree } from './plan/tree.js';
+import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js';
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
-import { loadUnits, execPrograms, execSearchPath, servicePath, type LoadedUnit } from './units/load.js';
-import { addLdConfig, addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH, type Closure } from './closure/resolve.js';
-import { addFile, addMinimalEtc, addMountPoints } from './layout/skeleton.js';
+import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
+import { parseUnitFile } from './formats/unitfile.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
+import { unitDirectories } from './units/directories.js';
+import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
+import { IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, USERDB_BIND, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
+import { globMatcher } from './plan/glob.js';
+import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { openFrom, type OpenedFrom } from './sources/from.js';
+import { planFromSource } from './plan/from-source.js';
+import { makeRoom, removeEntry } from './plan/edit.js';
+import { keepSourceOwners } from './plan/owners.js';
+import { unitFromImageConfig, type GeneratedUnit } from './units/from-image-config.js';
 import { writeContainer, type ImageFormat } from './writers/container.js';
-import { loadSigningKeys } from './writers/signing.js';
+import { loadSigningKeys, type SigningKeys } from './writers/signing.js';
 import { detectArchitecture } from './writers/architecture.js';
-import { keepSourceOwners, openFrom, planFullTree, unitFromImageConfig, type OpenedFrom } from './sources/from.js';
 
 export interface BuildFile {
   path: string;
@@ -49,6 +64,10 @@ export interface BuildResult {
   nixStorePaths: string[];
   /** Bytes searched for store path references while computing those closures. */
   bytesScanned: number;
+  /** Paths that `exclude` left out (each with its size in bytes, folders with what was in them), sorted. */
+  excluded: { path: string; size: number }[];
+  /** Bytes the image does not carry because of `exclude`: the excluded files and what only they needed. */
+  excludedBytes: number;
   /** 'squashfs': `image` is the squashfs (with sidecars when verity is on); 'ddi': a GPT disk image holding it. */
   format: ImageFormat;
   /** Every file written (sidecars first, the image last). */
@@ -68,54 +87,302 @@ export interface BuildHooks {
   source?: Source;
 }
 
-const UNIT_DIR = '/etc/systemd/system';
+/** Build a portable service image: the typed library entry point behind `mkportable build`. */
+export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
+  const step = hooks.progress ?? (() => {});
+  step('checking options');
+  const opts = resolveOptions(options);
+  const signing = await loadSigningKeys(opts);
+  const input = await openInput(opts, hooks, step);
+  try {
+    const generated = await generateUnit(opts, input);
+    const loaded = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
+    const units = opts.dynamicUserLookup ? loaded.map(withUserdbAccess) : loaded;
+
+    step('planning the image');
+    const osRelease = await planOsRelease(opts, input.source);
+    const { tree, warnings } = await planTree(opts, input, units);
+    planSkeleton(tree, opts, units, osRelease);
+
+    step('resolving the closure');
+    const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
+    const closure = await resolveClosure(tree, opts, input.source, units, contents);
+    const nssSystemd = opts.dynamicUserLookup && (await addNssSystemd(closure, units));
+    await finishTree(tree, opts, input, nssSystemd);
+    const excluded = await leaveOutExcluded(closure, opts);
+    const architecture = opts.format === 'ddi' ? opts.architecture ?? (await detectArchitecture(tree, closure.warnings)) : undefined;
+
+    const written = await writeChecked(tree, opts, step, { signing, architecture });
+    return {
+      ...written,
+      backend: opts.backend,
+      units: units.map((u) => u.name),
+      osRelease: Object.fromEntries(osRelease),
+      files: listFiles(tree),
+      warnings: [...warnings, ...closure.warnings],
+      ...excluded,
+      nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
+      bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+    };
+  } finally {
+    await input.close();
+  }
+}
+
+/** Where binaries come from: what `from` names, hooks.source, or the build host. */
+interface Input {
+  source: Source;
+  /** Set when the source is a rootfs opened from `from` (its owners and xattrs are kept). */
+  from?: OpenedFrom;
+  close(): Promise<void>;
+}
+
+async function openInput(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void): Promise<Input> {
+  if (!opts.from) return { source: hooks.source ?? hostSource(), close: async () => {} };
+  if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
+  step(`reading ${opts.from}`);
+  const from = await openFrom({ from: opts.from, allowDevices: opts.allowDevices });
+  return { source: from.source, from, close: () => from.close() };
+}
+
+/** `unitFromConfig`: the service unit made from the container image's config. */
+async function generateUnit(opts: ResolvedOptions, input: Input): Promise<GeneratedUnit | undefined> {
+  const from = input.from;
+  if (!opts.unitFromConfig || !from?.config) return undefined;
+  return unitFromImageConfig(from.config, { pname: opts.pname, source: input.source, describe: from.describe, label: from.label ?? from.describe });
+}
+
+async function planOsRelease(opts: ResolvedOptions, source: Source): Promise<[string, string][]> {
+  return osReleaseFields({
+    pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
+    sourceOs: await readSourceOs(source), overrides: opts.osRelease,
+  });
+}
+
+/** The tree the skeleton and the closure are added to: the whole rootfs with closure "full", else empty. */
+async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<{ tree: ImageTree; warnings: BuildWarning[] }> {
+  if (!input.from || opts.closure !== 'full') return { tree: createTree(), warnings: [] };
+  const tree = await planWholeRootfs(input.source, opts.mtime, units);
+  return { tree, warnings: opts.keepSourceUnits ? [] : leaveOutSourceUnits(tree, opts.pname, units) };
+}
+
+/**
+ * A rootfs brings its packages' unit files; those that match the prefix would be attached too (a distribution's
+ * own `lighttpd.service` beside yours), so only the units the build was given stay, with their `.wants` links.
+ */
+function leaveOutSourceUnits(tree: ImageTree, pname: string, units: LoadedUnit[]): BuildWarning[] {
+  const given = new Set(units.map((u) => u.name));
+  const dropped = new Set<string>();
+  for (const p of [...tree.entries.keys()]) {
+    const dir = UNIT_SEARCH_DIRS.find((d) => p.startsWith(`${d}/`));
+    if (!dir) continue;
+    const name = p.slice(p.lastIndexOf('/') + 1);
+    if (given.has(name) || !isPortableUnitType(name) || !unitMatchesPrefix(name, pname)) continue;
+    if (!tree.entries.has(p)) continue;
+    removeEntry(tree, p);
+    dropped.add(name);
+  }
+  if (dropped.size === 0) return [];
+  const names = [...dropped].sort();
+  return [{ code: 'SOURCE_UNIT_LEFT_OUT', message: `left out the rootfs's own unit files that match '${pname}' but are not in units: ${names.join(', ')} (keepSourceUnits keeps them)`, subject: names[0] }];
+}
+
+/**
+ * The whole rootfs of `source` as the image tree, owners, modes, xattrs and hard links kept, every timestamp
+ * `mtime`; what the skeleton owns (os-release, the mount points, the units) is cleared so that it replaces the
+ * rootfs's version rather than colliding with it.
+ */
+async function planWholeRootfs(source: Source, mtime: number, units: LoadedUnit[]): Promise<ImageTree> {
+  const tree = await planFromSource(source, '/', { owners: 'keep', mtime });
+  makeRoom(tree, [...SKELETON_FILES, ...units.map((u) => `${IMAGE_UNIT_DIR}/${u.name}`)], SKELETON_DIRS);
+  return tree;
+}
 
 function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], osRelease: [string, string][]): void {
   addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
   addMountPoints(tree, opts.mtime);
-  addFile(tree, '/etc/os-release', renderOsRelease(osRelease), opts.mtime, 'os-release');
+  addFile(tree, OS_RELEASE_PATHS[0], renderOsRelease(osRelease), opts.mtime, 'os-release');
   for (const u of units) {
     const data = new TextEncoder().encode(u.text);
-    addEntry(tree, `${UNIT_DIR}/${u.name}`, {
+    addEntry(tree, `${IMAGE_UNIT_DIR}/${u.name}`, {
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
+    for (const d of unitDirectories(u.parsed, u.name)) {
+      addEntry(tree, d.mountPoint, { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: `mount point for ${d.key}=${d.name} of ${u.name}`, origin: 'generated' });
+    }
   }
+}
+
+/** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
+async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
+  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true, exclude: globMatcher(opts.exclude) });
+  await placeFiles(closure, opts);
+  await addUnitPrograms(closure, units);
+  await addContents(closure, contents, opts.symlinks);
+  await addLdConfig(closure);
+  return closure;
 }
 
 async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
   for (const u of units) {
-    const envPath = servicePath(u) ?? SYSTEMD_DEFAULT_PATH;
-    for (const prog of execPrograms([u])) {
-      const where = `${u.name}: ${prog.key}=`;
+    for (const prog of unitPrograms(u.parsed, u.name, { where: u.where })) {
+      const where = programWhere(prog);
       if (prog.hasSpecifier) {
         c.warnings.push({ code: 'SPECIFIER_IN_EXEC', message: `${where} program '${prog.executable}' uses a % specifier; not resolved, add it with contents`, subject: u.name });
         continue;
       }
-      let exe = prog.executable;
-      if (!exe.startsWith('/')) {
-        const found = await findInPath(c.source, exe, execSearchPath(u) ?? SYSTEMD_DEFAULT_PATH);
-        if (!found) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of ${c.source.name}`, u.name);
-        exe = found;
-      }
-      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, envPath });
+      if (placedProgram(c.tree, prog)) continue;
+      const exe = await locateProgram(c.source, prog);
+      if (!exe) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of ${c.source.name}`, u.name);
+      const real = await addPath(c, exe, { reason: `${prog.key}= of ${u.name}`, strict: true, forUnit: true, envPath: prog.envPath });
       if (real === null) throw new MkportableError('EXEC_NOT_FOUND', `${where} program '${exe}' does not exist in ${c.source.name}`, u.name);
+      await addArgumentPrograms(c, prog);
     }
   }
 }
 
-async function addContents(c: Closure, opts: ResolvedOptions): Promise<void> {
+/** A unit's program placed by `files`: it and what it needs were added with it. */
+function placedProgram(tree: ImageTree, prog: UnitProgram): boolean {
+  const candidates = prog.executable.startsWith('/') ? [prog.executable] : prog.searchPath.map((d) => `${d}/${prog.executable}`);
+  return candidates.some((p) => tree.entries.get(p)?.reason.startsWith(FILES_REASON));
+}
+
+/** What a command line runs through its arguments (`env NAME`, `sh -c '…'`): strict for env, best effort for scripts. */
+async function addArgumentPrograms(c: Closure, prog: UnitProgram): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    c.warnings.push({ code: 'COMMAND_UNRESOLVED', message: `${where} ${via} runs '${word}', which only the shell can expand: not resolved, add it with contents`, subject: prog.unit });
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(c.source, n, prog.envPath);
+    const real = exe ? await addPath(c, exe, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: n.strict, forUnit: n.strict, envPath: prog.envPath }) : null;
+    if (real !== null) continue;
+    const msg = `${where} ${n.via} runs '${n.executable}', which is not in PATH=${prog.envPath.join(':')} of ${c.source.name}`;
+    if (n.strict) throw new MkportableError('EXEC_NOT_FOUND', msg, prog.unit);
+    c.warnings.push({ code: 'COMMAND_NOT_FOUND', message: `${msg}; add it with contents if the script needs it`, subject: prog.unit });
+  }
+}
+
+async function addContents(c: Closure, contents: readonly string[], symlinks: readonly SymlinkSpec[]): Promise<void> {
   const why = (reason: string) => ({ reason, strict: true, envPath: SYSTEMD_DEFAULT_PATH });
-  for (const p of opts.contents) {
+  for (const p of contents) {
     if ((await addPath(c, p, why('contents'), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `contents: '${p}' does not exist in ${c.source.name}`, p);
     }
   }
-  for (const { object, symlink } of opts.symlinks) {
+  for (const { object, symlink } of symlinks) {
     if ((await addPath(c, object, why(`object of symlink ${symlink}`), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `symlinks: object '${object}' of '${symlink}' does not exist in ${c.source.name}`, object);
     }
   }
+}
+
+/**
+ * `files`: entries at paths of the user's choosing, after the skeleton and before the closure; a collision with
+ * either is an error naming both. Regular files among them bring what they need, found in the source.
+ */
+async function placeFiles(c: Closure, opts: ResolvedOptions): Promise<void> {
+  const host = hostSource();
+  const base = { uid: 0, gid: 0, mtime: opts.mtime, origin: 'files' };
+  const put = (p: string, entry: Entry) => {
+    try {
+      addEntry(c.tree, p, entry);
+    } catch (e) {
+      if (e instanceof MkportableError) throw new MkportableError('FILES_COLLISION', `files: ${e.message}`, p);
+      throw e;
+    }
+  };
+  const copy = async (from: string, to: string, top: boolean): Promise<void> => {
+    const st = await host.lstat(from);
+    if (!st) throw new MkportableError('PATH_NOT_FOUND', `files: source '${from}' of '${to}' does not exist`, from);
+    const reason = `${FILES_REASON}${to}`;
+    const origin = `host:${from}`;
+    if (st.type === 'dir') {
+      put(to, { ...base, origin, reason, type: 'dir', mode: st.mode & 0o7777 });
+      for (const name of await host.readdir(from)) await copy(`${from}/${name}`, to === '/' ? `/${name}` : `${to}/${name}`, false);
+    } else if (st.type === 'file') {
+      put(to, { ...base, origin, reason, type: 'file', mode: st.mode & 0o7777, size: st.size, content: { kind: 'source', source: host, path: from } });
+      await addContentNeeds(c, to, (o, l) => host.read(from, o, l), st.size, { reason: `needed by ${to} (files)`, strict: top, envPath: SYSTEMD_DEFAULT_PATH });
+    } else if (st.type === 'symlink') {
+      put(to, { ...base, origin, reason, type: 'symlink', mode: 0o777, target: await host.readlink(from) });
+    } else {
+      throw new MkportableError('CONFIG_INVALID', `files: '${from}' is a ${st.type}; only files, folders and symlinks can be placed`, from);
+    }
+  };
+  for (const f of opts.files) {
+    const reason = `${FILES_REASON}${f.path}`;
+    if ('source' in f) await copy(f.source, f.path, true);
+    else if ('text' in f) {
+      const data = new TextEncoder().encode(f.text);
+      put(f.path, { ...base, reason, type: 'file', mode: f.mode ?? 0o644, size: data.length, content: { kind: 'bytes', data } });
+      await addContentNeeds(c, f.path, async (o, l) => data.subarray(o, o + l), data.length, { reason: `needed by ${f.path} (files)`, strict: true, envPath: SYSTEMD_DEFAULT_PATH });
+    } else if ('type' in f) {
+      const existing = c.tree.entries.get(f.path);
+      if (existing?.type === 'dir' && f.mode !== undefined) existing.mode = f.mode;
+      else put(f.path, { ...base, reason, type: 'dir', mode: f.mode ?? 0o755 });
+    } else put(f.path, { ...base, reason, type: 'symlink', mode: 0o777, target: f.symlink });
+  }
+}
+
+/**
+ * `exclude`: what the closure left out (it never followed those paths), and what a whole rootfs brought that
+ * matches; the bytes saved count the excluded files and what only they needed, found by a closure of their own.
+ */
+async function leaveOutExcluded(c: Closure, opts: ResolvedOptions): Promise<{ excluded: { path: string; size: number }[]; excludedBytes: number }> {
+  if (opts.exclude.length === 0) return { excluded: [], excludedBytes: 0 };
+  const match = globMatcher(opts.exclude);
+  const sizes = new Map<string, number>();
+  let bytes = 0;
+  for (const [p, e] of [...c.tree.entries]) {
+    if (!match(p) || !c.tree.entries.has(p)) continue;
+    if (e.type === 'file') bytes += e.size;
+    sizes.set(p, e.type === 'file' ? e.size : 0);
+    removeEntry(c.tree, p);
+  }
+  const scratch = createClosure(c.source, createTree(), opts.mtime, []);
+  for (const p of c.excluded.keys()) await addPath(scratch, p, { reason: 'excluded', strict: false, envPath: SYSTEMD_DEFAULT_PATH }, true);
+  for (const [p, e] of scratch.tree.entries) {
+    if (c.tree.entries.has(p) || e.type !== 'file') continue;
+    bytes += e.size;
+    const top = [...c.excluded.keys()].find((x) => p === x || p.startsWith(`${x}/`));
+    if (top) sizes.set(top, (sizes.get(top) ?? 0) + e.size);
+  }
+  for (const p of c.excluded.keys()) if (!sizes.has(p)) sizes.set(p, 0);
+  const excluded = [...sizes].map(([path, size]) => ({ path, size })).sort((a, b) => (a.path < b.path ? -1 : 1));
+  return { excluded, excludedBytes: bytes };
+}
+
+/** A service unit that reaches systemd's user database, so its dynamic user has a name (see USERDB_BIND). */
+function withUserdbAccess(u: LoadedUnit): LoadedUnit {
+  if (!u.name.endsWith('.service')) return u;
+  const text = withServiceLine(u.text, USERDB_BIND);
+  return text === u.text ? u : { ...u, text, parsed: parseUnitFile(text, u.where) };
+}
+
+/**
+ * nss-systemd beside the image's libc, with what it needs: true when the image carries it. Without a libc in the
+ * image (static programs) nothing looks names up through NSS; a source without the module gets a warning.
+ */
+async function addNssSystemd(c: Closure, units: LoadedUnit[]): Promise<boolean> {
+  if (!units.some((u) => u.name.endsWith('.service'))) return false;
+  const libc = [...c.tree.entries.keys()].find((p) => p.endsWith('/libc.so.6') && c.tree.entries.get(p)!.type === 'file');
+  if (!libc) return false;
+  const module = `${libc.slice(0, libc.lastIndexOf('/'))}/${NSS_SYSTEMD_LIBRARY}`;
+  const found = await addPath(c, module, { reason: 'nss-systemd: names of dynamic users', strict: false, envPath: SYSTEMD_DEFAULT_PATH });
+  if (found === null) {
+    c.warnings.push({ code: 'CONTENT_DEPENDENCY_MISSING', message: `${module} is not in ${c.source.name}: programs cannot look up their dynamic user's name (install libnss-systemd, or dynamicUserLookup: false)`, subject: module });
+    return false;
+  }
+  return true;
+}
+
+/** Owners from a rootfs, the configured symlinks, and name service files where the tree has none. */
+async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input, nssSystemd: boolean): Promise<void> {
+  if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
+  addSymlinks(tree, opts);
+  addMinimalEtc(tree, opts.mtime, nssSystemd);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
@@ -129,14 +396,45 @@ function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
   }
 }
 
-function listFiles(tree: ImageTree): BuildFile[] {
-  return walkTree(tree).map((p) => {
-    const e = tree.entries.get(p)!;
-    const f: BuildFile = { path: p, type: e.type, mode: e.mode.toString(8).padStart(4, '0'), origin: e.origin, reason: e.reason };
-    if (e.type === 'file') f.size = e.size;
-    if (e.type === 'symlink') f.target = e.target;
-    return f;
-  });
+interface Written {
+  image: string;
+  name: string;
+  size: number;
+  sha256: string;
+  problems: Problem[];
+  format: ImageFormat;
+  outputs: string[];
+  rootHash?: string;
+  signed: boolean;
+  architecture?: string;
+}
+
+/**
+ * Write the image under a temporary name, check it, put the container around it, and rename every output into
+ * place only when all is well.
+ */
+async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void,
+  output: { signing?: SigningKeys; architecture?: string }): Promise<Written> {
+  const name = `${opts.pname}_${opts.version}`;
+  const image = path.join(opts.outDir, `${name}.raw`);
+  await fs.mkdir(opts.outDir, { recursive: true });
+  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
+  try {
+    await writeImage(tree, tmp, {
+      backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
+    });
+    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
+    if (opts.verity || opts.format === 'ddi') step(opts.format === 'ddi' ? `writing the disk image (${output.architecture})` : 'writing the verity sidecars');
+    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, ...output });
+    return {
+      image: out.image, name, size: out.size, sha256: out.sha256, problems,
+      format: out.format, outputs: out.outputs, rootHash: out.rootHash, signed: output.signing !== undefined, architecture: output.architecture,
+    };
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
@@ -158,74 +456,12 @@ async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
   }
 }
 
-/** Build a portable service image: the typed library entry point behind `mkportable build`. */
-export async function portableService(options: PortableServiceConfig, hooks: BuildHooks = {}): Promise<BuildResult> {
-  const { from: spec, allowDevices } = resolveOptions(options);
-  if (!spec) return buildImage(options, hooks);
-  if (hooks.source) throw new MkportableError('CONFIG_INVALID', "options: give either 'from' or hooks.source, not both", 'from');
-  hooks.progress?.(`reading ${spec}`);
-  const from = await openFrom({ from: spec, allowDevices });
-  try {
-    return await buildImage(options, { ...hooks, source: from.source }, from);
-  } finally {
-    await from.close();
-  }
-}
-
-async function buildImage(options: PortableServiceConfig, hooks: BuildHooks, from?: OpenedFrom): Promise<BuildResult> {
-  const step = hooks.progress ?? (() => {});
-  step('checking options');
-  const opts = resolveOptions(options);
-  const signing = await loadSigningKeys(opts);
-  const source = hooks.source ?? hostSource();
-  const generated = opts.unitFromConfig && from?.config ? await unitFromImageConfig(from.config, { pname: opts.pname, source, describe: from.describe }) : undefined;
-  if (generated && opts.closure === 'minimal') opts.contents.push(...generated.contents);
-  const units = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
-  const warnings: BuildWarning[] = [];
-
-  step('planning the image');
-  const fields = osReleaseFields({
-    pname: opts.pname, version: opts.version, description: opts.description, homepage: opts.homepage,
-    sourceOs: await readSourceOs(source), overrides: opts.osRelease,
+function listFiles(tree: ImageTree): BuildFile[] {
+  return walkTree(tree).map((p) => {
+    const e = tree.entries.get(p)!;
+    const f: BuildFile = { path: p, type: e.type, mode: e.mode.toString(8).padStart(4, '0'), origin: e.origin, reason: e.reason };
+    if (e.type === 'file') f.size = e.size;
+    if (e.type === 'symlink') f.target = e.target;
+    return f;
   });
-  const full = from !== undefined && opts.closure === 'full';
-  const tree = full ? await planFullTree(source, opts.mtime, units.map((u) => `${UNIT_DIR}/${u.name}`)) : createTree();
-  planSkeleton(tree, opts, units, fields);
-
-  step('resolving the closure');
-  const closure = createClosure(source, tree, opts.mtime, warnings, { nixStore: true });
-  await addUnitPrograms(closure, units);
-  await addContents(closure, opts);
-  await addLdConfig(closure);
-  if (from && !full) await keepSourceOwners(tree, source);
-  addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime);
-
-  const architecture = opts.format === 'ddi' ? opts.architecture ?? (await detectArchitecture(tree, warnings)) : undefined;
-  const name = `${opts.pname}_${opts.version}`;
-  const image = path.join(opts.outDir, `${name}.raw`);
-  await fs.mkdir(opts.outDir, { recursive: true });
-  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
-  step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
-  try {
-    await writeImage(tree, tmp, {
-      backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
-    });
-    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
-    if (opts.verity || opts.format === 'ddi') step(opts.format === 'ddi' ? `writing the disk image (${architecture})` : 'writing the verity sidecars');
-    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, signing, architecture });
-    return {
-      image: out.image, name, size: out.size, sha256: out.sha256, backend: opts.backend, problems,
-      format: out.format, outputs: out.outputs, rootHash: out.rootHash, signed: signing !== undefined, architecture,
-      units: units.map((u) => u.name),
-      osRelease: Object.fromEntries(fields),
-      files: listFiles(tree),
-      warnings,
-      nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
-      bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
-    };
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
 }

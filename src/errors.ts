@@ -4,6 +4,8 @@
  */
 export type ErrorCode =
   | 'CONFIG_NOT_FOUND'
+  | 'EXCLUDED_NEEDED'
+  | 'FILES_COLLISION'
   | 'CONFIG_INVALID'
   | 'NAME_INVALID'
   | 'UNIT_UNREADABLE'
@@ -47,7 +49,8 @@ export function isMkportableError(e: unknown): e is MkportableError {
 }
 
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
-export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'ARCHITECTURE_MIXED';
+export type WarningCode = 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'COMMAND_UNRESOLVED' | 'COMMAND_NOT_FOUND' | 'SOURCE_UNIT_LEFT_OUT'
+  | 'ARCHITECTURE_MIXED';
 
 export interface BuildWarning {
   code: WarningCode;

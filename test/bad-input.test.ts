@@ -1,12 +1,12 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync, readdirSync, chmodSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { hasCommand, runCli, runCommand, tempDir } from './support/env.js';
+import { hasCommand, needs, runCli, runCommand, tempDir } from './support/env.js';
 
 /** Each bad input: exit 1, one line on stderr that names the culprit, and nothing in the output folder. */
-async function refused(t: { name: string }, config: object | string, expect: RegExp, files: Record<string, string> = {}) {
-  const dir = tempDir();
+async function refused(t: TestContext, config: object | string, expect: RegExp, files: Record<string, string> = {}) {
+  const dir = tempDir(t);
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   const cfgName = typeof config === 'string' ? 'portable.config.ts' : 'portable.config.json';
   writeFileSync(path.join(dir, cfgName), typeof config === 'string' ? config : JSON.stringify(config));
@@ -32,7 +32,7 @@ test('missing unit file', async (t) => {
 });
 
 test('unreadable unit file (a folder)', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   mkdirSync(path.join(dir, 'demo.service'));
   await refused(t, { pname: 'demo', version: '1', units: [path.join(dir, 'demo.service')] }, /demo\.service: cannot read unit file: is a directory/);
 });
@@ -68,8 +68,8 @@ test('bare Exec name not in systemd\'s search path', async (t) => {
 });
 
 test('a library the unit\'s program needs and no search path provides', async (t) => {
-  if (!hasCommand('gcc')) return t.skip('gcc not installed');
-  const dir = tempDir();
+  if (!needs(t, hasCommand('gcc'), 'gcc not installed')) return;
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'lib.c'), 'int answer(void) { return 42; }\n');
   writeFileSync(path.join(dir, 'main.c'), 'int answer(void); int main(void) { return answer() - 42; }\n');
   let r = await runCommand('gcc', ['-shared', '-fPIC', '-o', path.join(dir, 'libanswer.so'), path.join(dir, 'lib.c')]);
@@ -82,7 +82,7 @@ test('a library the unit\'s program needs and no search path provides', async (t
 });
 
 test('a script interpreter that does not exist', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'run.sh'), '#!/usr/bin/no-such-shell\necho hi\n');
   chmodSync(path.join(dir, 'run.sh'), 0o755);
   await refused(t, { pname: 'demo', version: '1', units: ['demo.service'] }, /run\.sh needs its interpreter \/usr\/bin\/no-such-shell/,
@@ -90,7 +90,7 @@ test('a script interpreter that does not exist', async (t) => {
 });
 
 test('#!/usr/bin/env NAME resolved in the service PATH, not the builder\'s', async (t) => {
-  const dir = tempDir();
+  const dir = tempDir(t);
   writeFileSync(path.join(dir, 'run'), '#!/usr/bin/env mkportable-test-interp\n');
   chmodSync(path.join(dir, 'run'), 0o755);
   // The interpreter exists only in a folder that is neither in the service's PATH nor systemd's default.
@@ -101,7 +101,7 @@ test('#!/usr/bin/env NAME resolved in the service PATH, not the builder\'s', asy
   await refused(t, { pname: 'demo', version: '1', units: ['demo.service'] }, /run needs 'mkportable-test-interp'.*PATH=\/usr\/local\/sbin/,
     { 'demo.service': `[Service]\nExecStart=${dir}/run\n` });
   // With Environment=PATH naming that folder, the same script builds.
-  const ok = tempDir();
+  const ok = tempDir(t);
   writeFileSync(path.join(ok, 'demo.service'), `[Service]\nEnvironment=PATH=${bin}:/usr/bin\nExecStart=${dir}/run\n`);
   const r = await runCli(['build', '--pname', 'demo', '--version', '1', '--unit', path.join(ok, 'demo.service'), '--out', path.join(ok, 'out'), '--json']);
   assert.equal(r.code, 0, r.stderr);

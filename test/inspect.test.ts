@@ -2,9 +2,9 @@
 // which must get the same verdicts), then the verdicts checked against real systemd-portabled.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fs, chmodSync, mkdirSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import { promises as fs, chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
-import { hasCommand, IN_CI, runCli, runCommand, tempDir } from './support/env.js';
+import { hasCommand, needs, runCli, runCommand, tempDir } from './support/env.js';
 import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
 import { packDirectory } from '../src/pack.js';
 import type { InspectReport } from '../src/inspect/index.js';
@@ -18,7 +18,11 @@ interface Fixture {
   blockSize?: string;
   rules: string[];
   /** What real portabled does: attach refused, attached and started, or attached but the start fails. */
-  reality: 'refused' | 'runs' | 'start-fails' | 'untested';
+  reality: 'refused' | 'runs' | 'start-fails';
+  /** Files to create on the portabled host (the container) for this attach only. */
+  onHost?: Record<string, string>;
+  /** Units whose attached copy must match (a RegExp on its text), or must not be attached at all (null). */
+  attached?: Record<string, RegExp | null>;
 }
 
 const unit = (root: string, name: string, text: string) => writeFileSync(path.join(root, 'etc/systemd/system', name), text);
@@ -26,6 +30,15 @@ const osRelease = (root: string, text: string) => {
   rmSync(path.join(root, 'etc/os-release'));
   writeFileSync(path.join(root, 'etc/os-release'), text);
 };
+
+const LINK_TARGET = '/opt/demo/demo-link.service';
+const linkedUnitText = (from: string) => `[Unit]\nDescription=demo-link from ${from}\n\n[Service]\nExecStart=/bin/sh -c 'sleep 1000'\n`;
+/** etc/systemd/system/demo-link.service -> /opt/demo/demo-link.service, a real unit inside the image. */
+function linkedUnit(root: string): void {
+  mkdirSync(path.join(root, path.dirname(LINK_TARGET)), { recursive: true });
+  writeFileSync(path.join(root, LINK_TARGET), linkedUnitText('the image'));
+  symlinkSync(LINK_TARGET, path.join(root, 'etc/systemd/system/demo-link.service'));
+}
 
 const FIXTURES: Fixture[] = [
   { name: 'good', rules: [], reality: 'runs' },
@@ -39,11 +52,23 @@ const FIXTURES: Fixture[] = [
   { name: 'ignored-type', change: (r) => unit(r, 'demo.mount', '[Mount]\nWhat=tmpfs\nWhere=/mnt\n'), rules: ['unit-ignored-type'], reality: 'runs' },
   { name: 'ignored-prefix', change: (r) => unit(r, 'other.service', '[Service]\nExecStart=/bin/sh -c true\n'), rules: ['unit-ignored-prefix'], reality: 'runs' },
   { name: 'empty-unit', change: (r) => unit(r, 'demo-empty.service', ''), rules: ['unit-empty'], reality: 'runs' },
+  // An absolute unit symlink whose target the image holds. portabled opens it on its own root (the host), so the
+  // image's target is never read: where the host has no such file the unit is not attached, and where it has one,
+  // the host's file is what gets attached.
   {
     name: 'absolute-symlink-unit',
-    change: (r) => symlinkSync('/etc/systemd/system/demo.service', path.join(r, 'etc/systemd/system/demo-link.service')),
+    change: linkedUnit,
     rules: ['unit-absolute-symlink'],
-    reality: 'untested',
+    reality: 'runs',
+    attached: { 'demo.service': /Demo portable service/, 'demo-link.service': null },
+  },
+  {
+    name: 'absolute-symlink-unit-host-target',
+    change: linkedUnit,
+    rules: ['unit-absolute-symlink'],
+    reality: 'runs',
+    onHost: { [LINK_TARGET]: linkedUnitText('the host') },
+    attached: { 'demo-link.service': /^Description=demo-link from the host$/m },
   },
   {
     name: 'mount-points',
@@ -63,6 +88,17 @@ const FIXTURES: Fixture[] = [
     },
     rules: ['exec-not-executable'],
     reality: 'start-fails',
+  },
+  {
+    // %p is the unit's prefix, "demo": systemd runs /usr/bin/demo, which inspect cannot know.
+    name: 'exec-specifier',
+    change: (r) => {
+      symlinkSync('date', path.join(r, 'usr/bin/demo'));
+      const file = path.join(r, 'etc/systemd/system/demo.service');
+      writeFileSync(file, readFileSync(file, 'utf8').replace('[Service]\n', '[Service]\nExecStartPre=/usr/bin/%p\n'));
+    },
+    rules: ['exec-specifier'],
+    reality: 'runs',
   },
   { name: 'library-missing', change: (r) => rmSync(path.join(r, 'usr/lib/x86_64-linux-gnu/libc.so.6')), rules: ['library-missing'], reality: 'start-fails' },
   // libc names the interpreter as a DT_NEEDED library too.
@@ -126,22 +162,17 @@ describe('mkportable inspect', () => {
   after(() => rmSync(work, { recursive: true, force: true }));
 
   for (const f of FIXTURES) {
-    test(`fixture '${f.name}' is judged ${f.rules.length ? f.rules.join(', ') : 'clean'}, by our image and mksquashfs's alike`, (t) => {
-      if (!ready) {
-        if (IN_CI) throw new Error('squashfs-tools missing in CI');
-        return t.skip('squashfs-tools not installed');
-      }
-      return (async () => {
-        const { native, peer } = images.get(f.name)!;
-        const ours = await inspect(native);
-        const rules = [...new Set(ours.report.problems.map((p) => p.rule))].sort();
-        assert.deepEqual(rules, [...f.rules].sort(), JSON.stringify(ours.report.problems, null, 1));
-        const errors = ours.report.problems.some((p) => p.severity === 'error');
-        assert.equal(ours.code, errors ? 1 : 0);
-        const theirs = await inspect(peer);
-        assert.deepEqual(theirs.report.problems, ours.report.problems);
-        assert.deepEqual(theirs.report.units, ours.report.units);
-      })();
+    test(`fixture '${f.name}' is judged ${f.rules.length ? f.rules.join(', ') : 'clean'}, by our image and mksquashfs's alike`, async (t) => {
+      if (!needs(t, ready, 'squashfs-tools not installed')) return;
+      const { native, peer } = images.get(f.name)!;
+      const ours = await inspect(native);
+      const rules = [...new Set(ours.report.problems.map((p) => p.rule))].sort();
+      assert.deepEqual(rules, [...f.rules].sort(), JSON.stringify(ours.report.problems, null, 1));
+      const errors = ours.report.problems.some((p) => p.severity === 'error');
+      assert.equal(ours.code, errors ? 1 : 0);
+      const theirs = await inspect(peer);
+      assert.deepEqual(theirs.report.problems, ours.report.problems);
+      assert.deepEqual(theirs.report.units, ours.report.units);
     });
   }
 
@@ -156,8 +187,8 @@ describe('mkportable inspect', () => {
     assert.equal((await runCli(['inspect'])).code, 2);
   });
 
-  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async () => {
-    const dir = tempDir();
+  test('mkportable build refuses an image that inspect finds errors in, unless --no-check', async (t) => {
+    const dir = tempDir(t);
     writeFileSync(path.join(dir, 'demo.service'), '[Service]\nExecStart=/bin/sh -c true\n');
     // An os-release override that drops ID= makes portabled refuse the image.
     const args = ['build', '--pname', 'demo', '--version', '1', '--unit', path.join(dir, 'demo.service'), '--out', path.join(dir, 'out'), '--os-release', 'ID='];
@@ -170,13 +201,18 @@ describe('mkportable inspect', () => {
   });
 
   const pre = portabledPrerequisites();
-  test('verdicts agree with real systemd-portabled', { skip: !pre.ok && !IN_CI ? `prerequisites missing: ${pre.reason}` : false, timeout: 10 * 60_000 }, async () => {
+  test('verdicts agree with real systemd-portabled: refused, runs, fails at start, which units are attached', { timeout: 10 * 60_000 }, async (t) => {
+    if (!needs(t, pre.ok && ready, `prerequisites missing: ${pre.ok ? 'squashfs-tools' : pre.reason}`)) return;
     let c: PortabledContainer | undefined;
     try {
       c = await startPortabledContainer();
+      let attachedChecks = 0;
       for (const f of FIXTURES) {
-        if (f.reality === 'untested') continue;
         const { native } = images.get(f.name)!;
+        for (const [file, text] of Object.entries(f.onHost ?? {})) {
+          await c.exec(['mkdir', '-p', path.dirname(file)]);
+          await c.exec(['sh', '-c', 'cat > "$1"', 'sh', file], { input: text });
+        }
         const file = path.basename(native);
         await c.copyIn(native, `/var/lib/portables/${file}`);
         const inContainer = `/var/lib/portables/${file}`;
@@ -200,12 +236,27 @@ describe('mkportable inspect', () => {
           const journal = async () => (await c.exec(['journalctl', '-u', 'demo.service', '--no-pager', '-n', '15'], { allowFail: true })).stdout;
           if (f.reality === 'runs') assert.ok(state === 'active' && !failed, `${f.name}: demo.service should run\n${await journal()}`);
           else assert.ok(failed, `${f.name}: demo.service should fail at start\n${await journal()}`);
+          for (const [name, want] of Object.entries(f.attached ?? {})) {
+            const copy = await c.exec(['cat', `/run/systemd/system.attached/${name}`], { allowFail: true });
+            const load = (await c.exec(['systemctl', 'show', '-P', 'LoadState', name], { allowFail: true })).stdout.trim();
+            if (want === null) {
+              assert.notEqual(copy.code, 0, `${f.name}: portabled attached ${name}:\n${copy.stdout}`);
+              assert.equal(load, 'not-found', `${f.name}: ${name} is known to systemd`);
+              assert.doesNotMatch(attach.stdout + attach.stderr, new RegExp(name.replace('.', '\\.')), `${f.name}: attach names ${name}`);
+            } else {
+              assert.equal(copy.code, 0, `${f.name}: ${name} was not attached: ${copy.stderr}\n${out}`);
+              assert.match(copy.stdout, want, `${f.name}: attached ${name}`);
+              assert.equal(load, 'loaded', `${f.name}: ${name}`);
+            }
+            attachedChecks++;
+          }
           const detach = await c.exec(['portablectl', 'detach', '--now', '--runtime', inContainer], { allowFail: true });
           assert.equal(detach.code, 0, `${f.name}: detach: ${detach.stderr}`);
           await c.exec(['systemctl', 'reset-failed'], { allowFail: true });
         }
-        await c.exec(['rm', '-f', `/var/lib/portables/${file}`]);
+        await c.exec(['rm', '-f', `/var/lib/portables/${file}`, ...Object.keys(f.onHost ?? {})]);
       }
+      assert.equal(attachedChecks, FIXTURES.reduce((n, f) => n + Object.keys(f.attached ?? {}).length, 0), 'every attached-unit check ran');
     } finally {
       await c?.stop();
     }

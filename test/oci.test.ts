@@ -15,7 +15,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSy
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { portableService, MkportableError, type BuildResult } from '../src/index.js';
-import { encodeTar, type TarWriteEntry } from '../src/formats/tar.js';
+import { encodeTar, type TarWriteEntry } from './support/tar.js';
 import { openImage } from '../src/squashfs/read/index.js';
 import { hasCommand, IN_CI, isRoot, tempDir } from './support/env.js';
 import { ask, waitFor } from './support/wait.js';

@@ -3,13 +3,18 @@
 // portable image.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { portabledPrerequisites, startPortabledContainer, SYSTEMD_VERSIONS, type PortabledContainer } from './support/portabled.js';
 import { hasCommand, IN_CI, runCli, tempDir } from './support/env.js';
 import { ask, waitFor } from './support/wait.js';
 import type { BuildResult } from '../src/index.js';
 
+/** Every build's output folder, removed when the file's tests end. */
+const outs = tempDir('mkportable-portabled-out-', { after });
+let builds = 0;
+
 async function build(example: string): Promise<BuildResult> {
-  const r = await runCli(['build', example, '--out', tempDir(), '--json']);
+  const r = await runCli(['build', example, '--out', path.join(outs, String(builds++)), '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as BuildResult;
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { SETTINGS, type Setting } from '../config/settings.js';
 import type { PortableServiceConfig, SymlinkSpec } from '../config/options.js';
-import { absoluteFromSpec } from '../sources/from-spec.js';
+import { absoluteFromSpec } from '../config/from-spec.js';
 
 /** A wrong command line: exit status 2, unlike a build failure (1). */
 class UsageError extends Error {}
@@ -14,7 +14,7 @@ const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.ur
 
 function optionHelp(s: Setting): string {
   if (s.kind === 'boolean') return `${`  --${s.flag}`.padEnd(34)}${s.help}`;
-  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
+  const arg = s.kind === 'number' ? 'N' : s.kind === 'symlinks' ? 'LINK=OBJECT' : s.kind === 'files' ? 'PATH=SOURCE' : s.kind === 'record' ? 'KEY=VALUE' : s.kind === 'units' ? 'FILE' : 'VALUE';
   const flag = `  --${s.flag} ${arg}`;
   return `${flag.padEnd(34)}${s.help}${s.default ? ` (default: ${s.default})` : ''}`;
 }
@@ -23,7 +23,8 @@ const HELP = `mkportable ${pkg.version}: build systemd portable service images
 
 Usage:
   mkportable build [CONFIG_OR_DIR] [options]   build <pname>_<version>.raw
-  mkportable inspect IMAGE [--prefix P]... [--architecture A] [--certificate FILE] [--json]
+  mkportable inspect IMAGE [--prefix P]... [--profile default|nonetwork|strict|trusted] [--architecture A]
+                     [--certificate FILE] [--json]
                                                judge an image (.raw, DDI or folder) by portabled's rules,
                                                check its dm-verity tree and, with --certificate, its signature
   mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
@@ -46,7 +47,7 @@ Exit status: 0 success, 1 build failure, 2 usage error.
 function buildFlags(): ParseArgsConfig['options'] {
   const options: NonNullable<ParseArgsConfig['options']> = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
   for (const s of SETTINGS) {
-    const multiple = ['units', 'symlinks', 'string[]', 'record'].includes(s.kind);
+    const multiple = ['units', 'symlinks', 'string[]', 'record', 'files'].includes(s.kind);
     options[s.flag] = s.kind === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple };
   }
   return options;
@@ -54,7 +55,7 @@ function buildFlags(): ParseArgsConfig['options'] {
 
 function splitPair(flag: string, value: string): [string, string] {
   const i = value.indexOf('=');
-  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : 'KEY=VALUE'}, got '${value}'`);
+  if (i <= 0) throw new UsageError(`--${flag}: expected ${flag === 'symlink' ? 'LINK=OBJECT' : flag === 'file' ? 'PATH=SOURCE' : 'KEY=VALUE'}, got '${value}'`);
   return [value.slice(0, i), value.slice(i + 1)];
 }
 
@@ -79,6 +80,13 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
         out[s.key] = (v as string[]).map((x): SymlinkSpec => {
           const [symlink, object] = splitPair(s.flag, x);
           return { symlink, object };
+        });
+        break;
+      case 'files':
+        // SOURCE is relative to the working directory, like --unit.
+        out[s.key] = (v as string[]).map((x) => {
+          const [p, source] = splitPair(s.flag, x);
+          return { path: p, source: path.resolve(source) };
         });
         break;
       case 'record':
@@ -205,9 +213,13 @@ function readCertificate(file: string): X509Certificate {
 
 async function inspect(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
-    prefix: { type: 'string', multiple: true }, json: { type: 'boolean' }, architecture: { type: 'string' }, certificate: { type: 'string' },
+    prefix: { type: 'string', multiple: true }, profile: { type: 'string' }, json: { type: 'boolean' },
+    architecture: { type: 'string' }, certificate: { type: 'string' },
   });
   if (positionals.length !== 1) throw new UsageError('inspect takes one image (.raw file or folder)');
+  const { PROFILE_NAMES } = await import('../systemd/profiles.js');
+  const profile = values.profile as string | undefined;
+  if (profile !== undefined && !PROFILE_NAMES.includes(profile)) throw new UsageError(`--profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let architecture: string | undefined;
   if (values.architecture !== undefined) {
@@ -218,7 +230,7 @@ async function inspect(args: string[]): Promise<number> {
   const certificate = values.certificate === undefined ? undefined : readCertificate(values.certificate as string);
   let report;
   try {
-    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, architecture, certificate });
+    report = await inspectPath(positionals[0], { prefixes: values.prefix as string[] | undefined, profile, architecture, certificate });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     if (e instanceof MkportableError) {

@@ -11,7 +11,7 @@ import path from 'node:path/posix';
 import { MkportableError } from '../errors.js';
 import { isElfMagic } from '../formats/elf.js';
 import type { Source } from '../sources/source.js';
-import { realpathIn } from './realpath.js';
+import { realpathIn } from '../sources/realpath.js';
 
 // ---------------------------------------------------------------------------------------------------
 // ld.so.conf

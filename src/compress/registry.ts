@@ -52,7 +52,7 @@ function checkBlockSize(blockSize: number): void {
  * mksquashfs compression words to a spec with every field of that compressor filled in. Options may repeat: a
  * later value wins, lists (-Xbcj, -Xstrategy) add up, as in mksquashfs.
  */
-export function parseCompression(words: string[], blockSize: number): CompressorSpec {
+export function parseCompression(words: readonly string[], blockSize: number): CompressorSpec {
   checkBlockSize(blockSize);
   const [name, ...rest] = words;
   if (name === undefined || name === '') throw invalid(`no compressor named (expected ${KNOWN})`);

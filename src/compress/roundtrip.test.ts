@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isMkportableError } from '../errors.js';
 import { compressorFromImage, createCompressor, parseCompression } from './registry.js';
-import { KINDS, randomBytes, sparseBytes, textBytes } from './testdata.js';
+import { KINDS, randomBytes, sparseBytes, textBytes } from '../../test/support/compress-data.js';
 import type { SyncCompressor } from './types.js';
 
 const M = 1 << 20;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { createCompressor, parseCompression } from './registry.js';
-import { binaryBytes, textBytes } from './testdata.js';
+import { binaryBytes, textBytes } from '../../test/support/compress-data.js';
 
 const WORDS = [['gzip'], ['xz', '-Xbcj', 'x86'], ['zstd'], ['lz4', '-Xhc'], ['lz4']];
 const BLOCK = 131072;

@@ -1,17 +1,17 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { findConfig, loadConfigFile } from './load.js';
 import { normalizeOptions } from './settings.js';
 import { resolveOptions } from './resolve.js';
 import { parseBlockSize, compressionWords } from './size.js';
 import { MkportableError } from '../errors.js';
+import { tempDir } from '../../test/support/env.js';
 
-const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'mkportable-config-'));
+const tmp = (t: TestContext) => tempDir('mkportable-config-', t);
 
-test('each config file kind loads, and relative units are taken from its folder', async () => {
+test('each config file kind loads, and relative units are taken from its folder', async (t) => {
   const bodies: Record<string, string> = {
     'portable.config.json': JSON.stringify({ pname: 'demo', version: '1', units: ['demo.service'] }),
     'portable.config.ts': "const v: string = '1';\nexport default { pname: 'demo', version: v, units: ['demo.service'] } as const;\n",
@@ -20,7 +20,7 @@ test('each config file kind loads, and relative units are taken from its folder'
     'portable.config.js': "export default { pname: 'demo', version: '1', units: ['demo.service'] };\n",
   };
   for (const [name, body] of Object.entries(bodies)) {
-    const dir = tmp();
+    const dir = tmp(t);
     writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
     writeFileSync(path.join(dir, name), body);
     const file = await findConfig(dir);
@@ -47,12 +47,12 @@ test('unknown keys, wrong types and a key given twice are refused with the file 
   err(() => normalizeOptions('cfg.json', [1]), /must be an object/);
 });
 
-test('invalid JSON and a missing config name the file', async () => {
-  const dir = tmp();
+test('invalid JSON and a missing config name the file', async (t) => {
+  const dir = tmp(t);
   writeFileSync(path.join(dir, 'portable.config.json'), '{ pname: ');
   await assert.rejects(loadConfigFile(path.join(dir, 'portable.config.json')), /portable\.config\.json: invalid JSON/);
   await assert.rejects(findConfig(path.join(dir, 'nope')), /nope: no such file/);
-  const empty = tmp();
+  const empty = tmp(t);
   await assert.rejects(findConfig(empty), (e: unknown) => e instanceof MkportableError && e.code === 'CONFIG_NOT_FOUND');
 });
 

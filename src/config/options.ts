@@ -10,6 +10,16 @@ export interface SymlinkSpec {
   symlink: string;
 }
 
+/**
+ * A file, folder or link placed at `path` in the image, whatever the build host has there: `source` is a file or
+ * folder relative to the config file (copied with its modes, owned by root), or the entry is given inline.
+ */
+export type FileSpec =
+  | { path: string; source: string }
+  | { path: string; text: string; mode?: number }
+  | { path: string; type: 'dir'; mode?: number }
+  | { path: string; symlink: string };
+
 export interface PortableServiceOptions {
   pname: string;
   version: string;
@@ -19,6 +29,14 @@ export interface PortableServiceOptions {
   homepage?: string;
   symlinks?: SymlinkSpec[];
   contents?: string[];
+  /** Files, folders and links at paths of your choosing; executables among them get their closure. */
+  files?: FileSpec[];
+  /** Globs of image paths to leave out, with what only they needed (`*` within a name, `**` across folders). */
+  exclude?: string[];
+  /** With closure "full": keep the rootfs's own unit files that match the prefix but are not in `units`. */
+  keepSourceUnits?: boolean;
+  /** Dynamic users get names: nss-systemd in the image, `systemd` in nsswitch.conf, the user database bound in (default true). */
+  dynamicUserLookup?: boolean;
   /** Path to mksquashfs, or to the folder that holds it. */
   squashfsTools?: string;
   squashCompression?: string;
@@ -62,6 +80,8 @@ export type PortableServiceConfig = PortableServiceOptions & {
   'source-date-epoch'?: number;
   'unit-from-config'?: boolean;
   'allow-devices'?: boolean;
+  'keep-source-units'?: boolean;
+  'dynamic-user-lookup'?: boolean;
   'signing-key'?: string;
   'signing-certificate'?: string;
 };

@@ -1,45 +1,50 @@
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
-import type { PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
+import type { FileSpec, PortableServiceConfig, SymlinkSpec, UnitSpec } from './options.js';
 import { DEFAULTS, normalizeOptions } from './settings.js';
 import { compressionWords, parseBlockSize } from './size.js';
-import { validatePname, validateVersion } from './names.js';
+import { validatePname, validateVersion } from '../systemd/portabled.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
-import { parseFromSpec } from '../sources/from-spec.js';
+import { parseFromSpec } from './from-spec.js';
 import { ARCHITECTURE_NAMES, canonicalArchitecture } from '../writers/architecture.js';
 import type { ImageFormat } from '../writers/container.js';
 
-/** Options after validation, with defaults applied: what the build steps read. */
+/** Options after validation, with defaults applied: what the build steps read. Frozen: no step changes them. */
 export interface ResolvedOptions {
-  pname: string;
-  version: string;
-  units: UnitSpec[];
-  description?: string;
-  homepage?: string;
-  symlinks: SymlinkSpec[];
-  contents: string[];
-  squashfsTools?: string;
-  compression: string[];
-  blockSize: number;
-  outDir: string;
-  osRelease: Record<string, string | null>;
-  mtime: number;
-  baseDir: string;
-  check: boolean;
-  backend: Backend;
+  readonly pname: string;
+  readonly version: string;
+  readonly units: readonly UnitSpec[];
+  readonly description?: string;
+  readonly homepage?: string;
+  readonly symlinks: readonly Readonly<SymlinkSpec>[];
+  readonly contents: readonly string[];
+  /** `files`, with `source` made absolute (relative to the config file). */
+  readonly files: readonly Readonly<FileSpec>[];
+  readonly exclude: readonly string[];
+  readonly keepSourceUnits: boolean;
+  readonly dynamicUserLookup: boolean;
+  readonly squashfsTools?: string;
+  readonly compression: readonly string[];
+  readonly blockSize: number;
+  readonly outDir: string;
+  readonly osRelease: Readonly<Record<string, string | null>>;
+  readonly mtime: number;
+  readonly baseDir: string;
+  readonly check: boolean;
+  readonly backend: Backend;
   /** `from` with an absolute path; undefined: the build host (or hooks.source). */
-  from?: string;
-  closure: 'full' | 'minimal';
-  unitFromConfig: boolean;
-  allowDevices: boolean;
-  format: ImageFormat;
-  verity: boolean;
+  readonly from?: string;
+  readonly closure: 'full' | 'minimal';
+  readonly unitFromConfig: boolean;
+  readonly allowDevices: boolean;
+  readonly format: ImageFormat;
+  readonly verity: boolean;
   /** Absolute paths. */
-  signingKey?: string;
-  signingCertificate?: string;
+  readonly signingKey?: string;
+  readonly signingCertificate?: string;
   /** Canonical DPS name; undefined: detect from the image. */
-  architecture?: string;
+  readonly architecture?: string;
 }
 
 /** The output options: format, verity, signing and architecture, each checked against the others. */
@@ -85,6 +90,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   validatePname(o.pname!);
   validateVersion(o.version!);
   for (const c of o.contents ?? []) requireAbsolute(`${where}: contents`, c);
+  for (const g of o.exclude ?? []) requireAbsolute(`${where}: exclude`, g);
   for (const s of o.symlinks ?? []) {
     requireAbsolute(`${where}: symlinks[].object`, s.object);
     requireAbsolute(`${where}: symlinks[].symlink`, s.symlink);
@@ -101,21 +107,26 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   const backend: Backend = o.squashfsTools ? 'mksquashfs' : 'native';
   // The native writer checks every compression word now, before any work; mksquashfs checks its own.
   if (backend === 'native') parseCompression(compression, blockSize);
-  return {
+  return deepFreeze({
     pname: o.pname!,
     version: o.version!,
-    units: o.units ?? [],
+    // Copies: freezing must not reach into the caller's own objects.
+    units: (o.units ?? []).map((u) => (typeof u === 'string' ? u : { ...u })),
     description: o.description,
     homepage: o.homepage,
-    symlinks: o.symlinks ?? [],
-    contents: o.contents ?? [],
+    symlinks: (o.symlinks ?? []).map((s) => ({ ...s })),
+    contents: [...(o.contents ?? [])],
+    files: (o.files ?? []).map((f) => ('source' in f ? { ...f, source: path.resolve(baseDir, f.source) } : { ...f })),
+    exclude: [...(o.exclude ?? [])],
+    keepSourceUnits: o.keepSourceUnits ?? false,
+    dynamicUserLookup: o.dynamicUserLookup ?? true,
     squashfsTools: o.squashfsTools,
     compression,
     blockSize,
     backend,
     check: o.check ?? true,
     outDir: path.resolve(o.outDir ?? DEFAULTS.outDir),
-    osRelease: o.osRelease ?? {},
+    osRelease: { ...o.osRelease },
     mtime: mtime ?? 0,
     baseDir,
     from: from && `${from.kind}:${from.path}${from.ref !== undefined ? `:${from.ref}` : ''}`,
@@ -123,5 +134,14 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     unitFromConfig: o.unitFromConfig ?? false,
     allowDevices: o.allowDevices ?? true,
     ...resolveOutput(o, where, baseDir),
-  };
+  });
+}
+
+/** Freeze a plain value and everything in it. */
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
 }

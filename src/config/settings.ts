@@ -5,7 +5,7 @@ import type { PortableServiceOptions } from './options.js';
  * One table drives config validation, the CLI flags and `--help`, so a setting cannot exist in one and not
  * the others.
  */
-export type SettingKind = 'boolean' | 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record';
+export type SettingKind = 'boolean' | 'string' | 'number' | 'size' | 'string[]' | 'units' | 'symlinks' | 'record' | 'files';
 
 export interface Setting {
   key: keyof PortableServiceOptions;
@@ -24,6 +24,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'homepage', kind: 'string', flag: 'homepage', help: 'HOME_URL in os-release' },
   { key: 'symlinks', kind: 'symlinks', flag: 'symlink', help: 'SYMLINK=OBJECT: link in the image to OBJECT, with its closure (repeatable)' },
   { key: 'contents', kind: 'string[]', flag: 'contents', help: 'host file or directory to add with its closure (repeatable)' },
+  { key: 'files', kind: 'files', flag: 'file', help: 'PATH=SOURCE: file or folder SOURCE placed at PATH in the image, with its closure (repeatable)' },
+  { key: 'exclude', kind: 'string[]', flag: 'exclude', help: 'glob of image paths to leave out, with what only they need (repeatable)' },
   { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', help: 'mksquashfs binary or the folder holding it', default: 'mksquashfs on PATH' },
   { key: 'squashCompression', kind: 'string', flag: 'squash-compression', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
   { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
@@ -34,6 +36,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'from', kind: 'string', flag: 'from', help: 'rootfs to build from: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR', default: 'the build host' },
   { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
   { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
+  { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given" },
+  { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'on' },
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
   { key: 'format', kind: 'string', flag: 'format', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
   { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi' },
@@ -92,6 +96,10 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
         if (!ok) throw bad(where, key, 'a list of { object, symlink }', s);
       }
       return value;
+    case 'files':
+      if (!Array.isArray(value)) throw bad(where, key, 'a list of { path, source | text | type: "dir" | symlink }', value);
+      for (const f of value) checkFileSpec(where, f);
+      return value;
     case 'record':
       if (!value || typeof value !== 'object' || Array.isArray(value)) throw bad(where, key, 'an object of KEY: value', value);
       for (const [k, v] of Object.entries(value)) if (v !== null && !isStr(v)) throw bad(where, `${key}.${k}`, 'a string or null', v);
@@ -130,4 +138,26 @@ export function normalizeOptions(where: string, raw: unknown): Partial<PortableS
     out[setting.key] = checkSetting(where, setting, value);
   }
   return out as Partial<PortableServiceOptions>;
+}
+
+const FILE_SHAPES: Record<string, { required: string[]; optional: string[] }> = {
+  source: { required: ['path', 'source'], optional: [] },
+  text: { required: ['path', 'text'], optional: ['mode'] },
+  type: { required: ['path', 'type'], optional: ['mode'] },
+  symlink: { required: ['path', 'symlink'], optional: [] },
+};
+
+/** One `files` entry: exactly one of source, text, type: "dir" or symlink, with an absolute path. */
+function checkFileSpec(where: string, f: unknown): void {
+  const fail = (why: string) => new MkportableError('CONFIG_INVALID', `${where}: files: ${why}, got ${JSON.stringify(f)}`, where);
+  if (!f || typeof f !== 'object' || Array.isArray(f)) throw fail('each entry must be an object');
+  const o = f as Record<string, unknown>;
+  const kinds = Object.keys(FILE_SHAPES).filter((k) => k in o);
+  if (kinds.length !== 1) throw fail('each entry needs exactly one of source, text, type or symlink');
+  const shape = FILE_SHAPES[kinds[0]];
+  for (const k of Object.keys(o)) if (![...shape.required, ...shape.optional].includes(k)) throw fail(`unknown key '${k}' for a ${kinds[0]} entry`);
+  for (const k of shape.required) if (typeof o[k] !== 'string') throw fail(`'${k}' must be a string`);
+  if (!(o.path as string).startsWith('/')) throw fail("'path' must be absolute");
+  if ('type' in o && o.type !== 'dir') throw fail("'type' can only be \"dir\"");
+  if ('mode' in o && (typeof o.mode !== 'number' || !Number.isInteger(o.mode) || o.mode < 0 || o.mode > 0o7777)) throw fail("'mode' must be a number like 0o644");
 }

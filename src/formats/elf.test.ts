@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { isElfMagic, readElfInfo, type ElfInfo, type ElfRead } from './elf.js';
 import { MkportableError } from '../errors.js';
+import { needs } from '../../test/support/env.js';
 
 const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
 const READELF = hasTool('readelf');
-const OBJDUMP = hasTool('objdump');
 
 const memRead = (buf: Uint8Array, log?: { bytes: number; maxLen: number }): ElfRead => async (off, len) => {
   if (log) { log.bytes += len; log.maxLen = Math.max(log.maxLen, len); }
@@ -33,38 +33,27 @@ async function fileInfo(p: string, log?: { bytes: number; maxLen: number }): Pro
 
 interface Expected { needed: string[]; soname?: string; rpath?: string; runpath?: string; interpreter?: string }
 
-/** What binutils says about a file (the oracle; the product itself never runs these). */
-function binutilsView(p: string): Expected | undefined {
-  if (READELF) {
-    const d = spawnSync('readelf', ['-dlW', p], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
-    const all = (re: RegExp) => [...d.matchAll(re)].map((m) => m[1]);
-    return {
-      needed: all(/\(NEEDED\)\s+Shared library: \[(.*)\]/g),
-      soname: all(/\(SONAME\)\s+Library soname: \[(.*)\]/g)[0],
-      rpath: all(/\(RPATH\)\s+Library rpath: \[(.*)\]/g)[0],
-      runpath: all(/\(RUNPATH\)\s+Library runpath: \[(.*)\]/g)[0],
-      interpreter: all(/\[Requesting program interpreter: (.*)\]/g)[0],
-    };
-  }
-  if (OBJDUMP) {
-    const d = spawnSync('objdump', ['-p', p], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
-    const all = (tag: string) => [...d.matchAll(new RegExp(`^\\s+${tag}\\s+(\\S.*)$`, 'gm'))].map((m) => m[1].trim());
-    return {
-      needed: all('NEEDED'), soname: all('SONAME')[0], rpath: all('RPATH')[0], runpath: all('RUNPATH')[0],
-      interpreter: undefined, // objdump -p does not print PT_INTERP's contents
-    };
-  }
-  return undefined;
+/** What readelf (binutils) says about a file: the oracle; the product itself never runs it. */
+function readelfView(p: string): Expected {
+  const r = spawnSync('readelf', ['-dlW', p], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  assert.equal(r.status, 0, `readelf ${p}: ${r.stderr}`);
+  const all = (re: RegExp) => [...r.stdout.matchAll(re)].map((m) => m[1]);
+  return {
+    needed: all(/\(NEEDED\)\s+Shared library: \[(.*)\]/g),
+    soname: all(/\(SONAME\)\s+Library soname: \[(.*)\]/g)[0],
+    rpath: all(/\(RPATH\)\s+Library rpath: \[(.*)\]/g)[0],
+    runpath: all(/\(RUNPATH\)\s+Library runpath: \[(.*)\]/g)[0],
+    interpreter: all(/\[Requesting program interpreter: (.*)\]/g)[0],
+  };
 }
 
-function assertMatchesBinutils(p: string, info: ElfInfo) {
-  const want = binutilsView(p);
-  if (!want) return;
+function assertMatchesReadelf(p: string, info: ElfInfo) {
+  const want = readelfView(p);
   assert.deepEqual(info.needed, want.needed, `${p}: needed`);
   assert.equal(info.soname, want.soname, `${p}: soname`);
   assert.equal(info.rpath, want.rpath, `${p}: rpath`);
   assert.equal(info.runpath, want.runpath, `${p}: runpath`);
-  if (READELF) assert.equal(info.interpreter, want.interpreter, `${p}: interpreter`);
+  assert.equal(info.interpreter, want.interpreter, `${p}: interpreter`);
 }
 
 const libc = ['/usr/lib/x86_64-linux-gnu/libc.so.6', '/lib64/libc.so.6', '/usr/lib64/libc.so.6', '/lib/libc.so.6'].find(existsSync);
@@ -77,13 +66,14 @@ test('isElfMagic', () => {
   assert.equal(isElfMagic(new TextEncoder().encode('#!/bin/sh\n')), false);
 });
 
-test('named host binaries match readelf/objdump', { skip: !READELF && !OBJDUMP && 'no binutils' }, async () => {
-  assert.ok(named.length >= 3);
+test('named host binaries: class, type, needed, soname, rpath, runpath and interpreter match readelf', async (t) => {
+  if (!needs(t, READELF, 'readelf not installed (binutils)')) return;
+  assert.ok(named.length >= 3, `only ${named.length} of the named binaries exist`);
   for (const p of named) {
     const info = await fileInfo(p);
     assert.equal(info.class, os.arch().endsWith('64') ? 64 : 32);
     assert.ok(info.type === 2 || info.type === 3, `${p}: type ${info.type}`);
-    assertMatchesBinutils(p, info);
+    assertMatchesReadelf(p, info);
   }
 });
 
@@ -93,8 +83,10 @@ test('libc reports its soname', { skip: !libc && 'no libc found' }, async () => 
   assert.equal(info.type, 3);
 });
 
-test('executables have an interpreter and needs libc', async () => {
-  for (const p of ['/usr/bin/bash', '/usr/bin/ls'].filter(existsSync)) {
+test('executables have an interpreter and need libc', async () => {
+  const executables = ['/usr/bin/bash', '/usr/bin/ls'].filter(existsSync);
+  assert.ok(executables.length >= 1, 'neither /usr/bin/bash nor /usr/bin/ls exists');
+  for (const p of executables) {
     const info = await fileInfo(p);
     assert.match(info.interpreter ?? '', /^\/.*ld.*\.so/);
     assert.ok(info.needed.includes('libc.so.6'), `${p}: ${info.needed}`);
@@ -109,7 +101,8 @@ test('reads a large binary with a few small random-access reads', async () => {
   assert.ok(log.bytes < 256 * 1024, `read ${log.bytes} bytes of ${statSync(big).size}`);
 });
 
-test('many host ELF files match readelf', { skip: !READELF && 'no readelf' }, async () => {
+test('many host ELF files: needed, soname, rpath, runpath and interpreter match readelf', async (t) => {
+  if (!needs(t, READELF, 'readelf not installed (binutils)')) return;
   const dirs = ['/usr/bin', '/usr/sbin', '/usr/lib/x86_64-linux-gnu', '/usr/lib64', '/usr/lib'];
   const files: string[] = [];
   for (const d of dirs.filter(existsSync)) {
@@ -128,26 +121,24 @@ test('many host ELF files match readelf', { skip: !READELF && 'no readelf' }, as
     }
   }
   assert.ok(files.length > 20);
-  for (const p of files) assertMatchesBinutils(p, await fileInfo(p));
+  for (const p of files) assertMatchesReadelf(p, await fileInfo(p));
 });
 
-test('static binaries have no interpreter and no DT_NEEDED', async (t) => {
+test('static and static-pie binaries built by gcc have no interpreter and no DT_NEEDED, as readelf agrees', async (t) => {
+  if (!needs(t, hasTool('gcc') && READELF, 'gcc and readelf not installed (gcc, libc6-dev, binutils)')) return;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'elf-static-'));
   t.after(() => fs.rm(dir, { recursive: true, force: true }));
-  const candidates: string[] = [];
   const src = path.join(dir, 's.c');
   await fs.writeFile(src, 'int main(void){return 0;}\n');
   for (const [out, flags] of [['static', ['-static']], ['static-pie', ['-static-pie']]] as const) {
-    const r = spawnSync('gcc', [...flags, '-o', path.join(dir, out), src]);
-    if (r.status === 0) candidates.push(path.join(dir, out));
-  }
-  if (existsSync('/usr/sbin/ldconfig')) candidates.push('/usr/sbin/ldconfig'); // static-pie on glibc distros
-  if (!candidates.length) return t.skip('no static binary available');
-  for (const p of candidates) {
+    const p = path.join(dir, out);
+    const r = spawnSync('gcc', [...flags, '-o', p, src], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `gcc ${flags.join(' ')}: ${r.stderr}`);
     const info = await fileInfo(p);
-    if (p === '/usr/sbin/ldconfig' && info.interpreter) continue; // some distros link it dynamically
     assert.equal(info.interpreter, undefined, p);
     assert.deepEqual(info.needed, [], p);
+    assert.equal(info.type, out === 'static' ? 2 : 3, `${p}: ET_EXEC for -static, ET_DYN for -static-pie`);
+    assertMatchesReadelf(p, info);
   }
 });
 
@@ -251,17 +242,20 @@ async function sample(): Promise<{ bytes: Uint8Array; hot: number[] }> {
   const bytes = new Uint8Array(await fs.readFile(p));
   const hot = new Set<number>();
   for (let k = 0; k < 64 + 14 * 56; k++) hot.add(k);
-  if (READELF) {
-    const d = spawnSync('readelf', ['-SW', p], { encoding: 'utf8' }).stdout;
-    for (const m of d.matchAll(/\s(\.dynamic|\.dynstr|\.interp)\s+\S+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)/g)) {
-      const off = parseInt(m[2], 16), len = Math.min(parseInt(m[3], 16), 4096);
-      for (let k = off; k < off + len; k++) hot.add(k);
-    }
+  const r = spawnSync('readelf', ['-SW', p], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `readelf -SW ${p}: ${r.stderr}`);
+  const sections = new Set<string>();
+  for (const m of r.stdout.matchAll(/\s(\.dynamic|\.dynstr|\.interp)\s+\S+\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)/g)) {
+    sections.add(m[1]);
+    const off = parseInt(m[2], 16), len = Math.min(parseInt(m[3], 16), 4096);
+    for (let k = off; k < off + len; k++) hot.add(k);
   }
+  assert.deepEqual([...sections].sort(), ['.dynamic', '.dynstr', '.interp'], `${p}: sections found by readelf -SW`);
   return { bytes, hot: [...hot].filter((k) => k < bytes.length).sort((a, b) => a - b) };
 }
 
-test('truncated real binary: every cut gives a result or ELF_INVALID', async () => {
+test('truncated real binary: every cut gives a result or ELF_INVALID', async (t) => {
+  if (!needs(t, READELF, 'readelf not installed (binutils): it finds the regions to corrupt')) return;
   const { bytes, hot } = await sample();
   const cuts = new Set<number>([0, 1, 3, 4, 15, 16, 17, 51, 52, 63, 64, bytes.length - 1]);
   for (let k = 0; k < 8192 && k < bytes.length; k += 13) cuts.add(k);
@@ -273,7 +267,8 @@ test('truncated real binary: every cut gives a result or ELF_INVALID', async () 
   assert.equal(await expectValidOrElfInvalid(bytes.subarray(0, 10), 'tiny'), 'invalid');
 });
 
-test('corrupted header, program headers, dynamic section and strings: result or ELF_INVALID', async () => {
+test('corrupted header, program headers, dynamic section and strings: result or ELF_INVALID', async (t) => {
+  if (!needs(t, READELF, 'readelf not installed (binutils): it finds the regions to corrupt')) return;
   const { bytes, hot } = await sample();
   for (const k of hot) {
     for (const v of [0x00, 0xff, bytes[k] ^ 0x80, bytes[k] ^ 0x01]) {
@@ -284,7 +279,8 @@ test('corrupted header, program headers, dynamic section and strings: result or 
   }
 });
 
-test('random multi-byte corruption (seeded)', async () => {
+test('random multi-byte corruption (seeded)', async (t) => {
+  if (!needs(t, READELF, 'readelf not installed (binutils): it finds the regions to corrupt')) return;
   const { bytes, hot } = await sample();
   let seed = 0x2545f491;
   const rnd = (n: number) => { seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5; return (seed >>> 0) % n; };

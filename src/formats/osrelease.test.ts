@@ -249,15 +249,14 @@ describe('parseOsRelease', () => {
   });
 
   const hostFile = ['/etc/os-release', '/usr/lib/os-release'].find((f) => existsSync(f));
-  it(`parses the host's ${hostFile ?? 'os-release'} without problems`, { skip: !hostFile && 'no os-release on this host' }, () => {
+  it(`parses the host's ${hostFile ?? 'os-release'} without problems, as ${SH} reads it`, { skip: !hostFile ? 'no os-release on this host' : !hasSh && `${SH} not found` }, () => {
     const text = readFileSync(hostFile!, 'utf8');
     const r = parseOsRelease(text);
     assert.deepEqual(r.problems, []);
     assert.ok(r.fields.size > 0);
     // os-release(5): ID is lower case [a-z0-9._-]; when it is missing the default is "linux".
-    const id = r.fields.get('ID');
-    if (id !== undefined) assert.match(id, /^[a-z0-9._-]+$/);
-    if (hasSh) assert.deepEqual(sourceWithShell(text, [...r.fields.keys()]), r.fields);
+    assert.match(r.fields.get('ID') ?? 'linux', /^[a-z0-9._-]+$/);
+    assert.deepEqual(sourceWithShell(text, [...r.fields.keys()]), r.fields);
     // And it survives our own renderer when its keys are os-release style.
     const renderable = [...r.fields].filter(([k]) => /^[A-Z][A-Z0-9_]*$/.test(k));
     assert.deepEqual([...parseOsRelease(renderOsRelease(renderable)).fields], renderable);

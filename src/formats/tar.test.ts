@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync, linkSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ByteReader, TarReader, encodeTar, parseNumeric, type TarEntry, type TarWriteEntry } from './tar.js';
+import { ByteReader, TarReader, parseNumeric, type TarEntry } from './tar.js';
+import { encodeTar, type TarWriteEntry } from '../../test/support/tar.js';
 import { MkportableError } from '../errors.js';
 
 /** Feed `bytes` in chunks of `chunk` bytes (odd sizes exercise the reader's boundaries). */

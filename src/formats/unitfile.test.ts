@@ -62,7 +62,7 @@ describe('parseUnitFile', () => {
     assert.deepEqual(parseExecLine(unitValues(unit, 'Service', 'ExecStart')[0])?.argv, ['/usr/bin/foo', '--a', '--b']);
   });
 
-  it('joins without surrounding whitespace exactly as systemd does', () => {
+  it("joins a continuation with one space and no surrounding whitespace (systemd's parser rule)", () => {
     const unit = parseUnitFile('[Service]\nEnvironment=A=1\\\nB=2\n', 'x.service');
     assert.deepEqual(unitValues(unit, 'Service', 'Environment'), ['A=1 B=2']);
   });
@@ -175,7 +175,7 @@ describe('unitValues', () => {
     assert.deepEqual(unitValues(unit, 'Socket', 'ExecStartPre'), []);
   });
 
-  it('is case sensitive like systemd', () => {
+  it("matches section and key names case-sensitively (systemd's parser rule)", () => {
     assert.deepEqual(unitValues(unit, 'service', 'ExecStartPre'), []);
     assert.deepEqual(unitValues(unit, 'Service', 'execstartpre'), []);
   });
@@ -394,7 +394,7 @@ describe('serviceEnvironment', () => {
     assert.deepEqual([...e], [['C', '3']]);
   });
 
-  it('ignores invalid words and unbalanced assignments like systemd', () => {
+  it("drops invalid words and a whole assignment with an unbalanced quote, keeping the rest (systemd's Environment= rule)", () => {
     const e = env(['Environment=GOOD=1 noequals =x 1BAD=2 BAD-NAME=3', 'Environment="BROKEN=1 OTHER=2', 'Environment=LAST=ok'].join('\n'));
     assert.deepEqual([...e], [
       ['GOOD', '1'],

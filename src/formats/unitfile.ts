@@ -443,13 +443,14 @@ export function parseExecLine(value: string, where?: string): ExecCommand | null
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * The variables set by the [Service] section's Environment= lines, later ones overriding earlier ones and an empty
- * Environment= clearing them. Like systemd, an assignment with unbalanced quotes is ignored as a whole, and words
- * that are not NAME=VALUE with a shell-style name are ignored. EnvironmentFile= is not read here.
+ * The variables set by the Environment= lines of `section` ([Service] by default; a socket unit's are in
+ * [Socket]), later ones overriding earlier ones and an empty Environment= clearing them. Like systemd, an
+ * assignment with unbalanced quotes is ignored as a whole, and words that are not NAME=VALUE with a shell-style
+ * name are ignored. EnvironmentFile= is not read here.
  */
-export function serviceEnvironment(unit: UnitFile): Map<string, string> {
+export function serviceEnvironment(unit: UnitFile, section = 'Service'): Map<string, string> {
   const env = new Map<string, string>();
-  for (const value of unitValues(unit, 'Service', 'Environment')) {
+  for (const value of unitValues(unit, section, 'Environment')) {
     let words: string[];
     try {
       words = splitWords(value);

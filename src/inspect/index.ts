@@ -2,15 +2,19 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { directorySource } from '../sources/host.js';
 import { MkportableError } from '../errors.js';
-import { inspectSource, prefixFromName, type InspectReport } from './inspect.js';
+import { inspectSource, type InspectReport } from './inspect.js';
+import { prefixFromName } from '../systemd/portabled.js';
 import { locateImage, type VerityFacts, type VerityInspectOptions } from './verity.js';
 import type { SquashfsImage } from '../squashfs/read/index.js';
 
-export { inspectSource, prefixFromName, type InspectReport, type Problem, type Severity } from './inspect.js';
+export { prefixFromName } from '../systemd/portabled.js';
+export { inspectSource, type InspectReport, type Problem, type Severity } from './inspect.js';
 export { locateImage, type VerityFacts, type LocatedImage, type VerityInspectOptions } from './verity.js';
 
 export interface InspectPathOptions extends VerityInspectOptions {
   prefixes?: string[];
+  /** The portable profile the image will be attached with (default: "default"). */
+  profile?: string;
 }
 
 /** An image's report with what its file is and how it is verified. */
@@ -25,7 +29,7 @@ export async function inspectPath(target: string, opts: InspectPathOptions = {})
   if (!st) throw new MkportableError('PATH_NOT_FOUND', `${target}: no such file or directory`, target);
   if (st.isDirectory()) {
     return inspectSource(directorySource(path.resolve(target), path.basename(path.resolve(target))), {
-      name: path.basename(path.resolve(target)), kind: 'directory', prefixes: opts.prefixes,
+      name: path.basename(path.resolve(target)), kind: 'directory', prefixes: opts.prefixes, profile: opts.profile,
     });
   }
   const { openImage } = await import('../squashfs/read/index.js');
@@ -39,7 +43,7 @@ export async function inspectPath(target: string, opts: InspectPathOptions = {})
   }
   try {
     const report: ImageReport = await inspectSource(squashfsSource(image, path.basename(target)), {
-      name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize,
+      name: path.basename(target), kind: 'raw', prefixes: opts.prefixes, blockSize: image.blockSize, profile: opts.profile,
     });
     report.problems.unshift(...located.problems);
     report.ok = !report.problems.some((p) => p.severity === 'error');

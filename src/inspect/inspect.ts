@@ -1,12 +1,18 @@
 import path from 'node:path/posix';
 import type { Source } from '../sources/source.js';
 import { parseOsRelease } from '../formats/osrelease.js';
-import { parseUnitFile, EXEC_KEYS, SOCKET_EXEC_KEYS, parseExecCommands, unitValues, serviceEnvironment } from '../formats/unitfile.js';
-import { PORTABLE_UNIT_TYPES, unitMatchesPrefix } from '../config/names.js';
-import { realpathIn } from '../closure/realpath.js';
-import { addPath, createClosure, findInPath, SYSTEMD_DEFAULT_PATH } from '../closure/resolve.js';
+import { parseUnitFile, unitValues } from '../formats/unitfile.js';
+import { readElfInfo } from '../formats/elf.js';
+import { JIT_LIBRARIES, JIT_PROGRAMS, PROFILES, type Profile } from '../systemd/profiles.js';
+import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from '../units/programs.js';
+import { unitDirectories } from '../units/directories.js';
+import { realpathIn } from '../sources/realpath.js';
+import { addPath, createClosure, type Closure } from '../closure/resolve.js';
 import { createTree } from '../plan/tree.js';
-import { MOUNT_POINT_FILES } from '../layout/skeleton.js';
+import {
+  MIN_PORTABLE_BLOCK_SIZE, MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, PORTABLE_UNIT_TYPES, RAW_IMAGE_SUFFIX, UNIT_SEARCH_DIRS,
+  IMAGE_UNIT_DIR, isPortableUnitType, isValidPrefix, portablePrefixes, prefixFromName, unitMatchesPrefix,
+} from '../systemd/portabled.js';
 import type { BuildWarning } from '../errors.js';
 
 export type Severity = 'error' | 'warning';
@@ -27,6 +33,8 @@ export interface InspectOptions {
   prefixes?: string[];
   /** The squashfs block size, when the image is one. */
   blockSize?: number;
+  /** The portablectl profile the image will be attached with (default "default"). */
+  profile?: string;
 }
 
 export interface InspectReport {
@@ -37,20 +45,6 @@ export interface InspectReport {
   units: Record<string, string[]>;
   problems: Problem[];
   ok: boolean;
-}
-
-/** Where portabled looks for units inside an image, first found wins. */
-export const UNIT_SEARCH_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
-/** Not checked at attach, but a read-only image without them fails at start with 226/NAMESPACE. */
-export const REQUIRED_MOUNT_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/tmp'];
-/** Kernels with 64 KiB pages refuse squashfs blocks smaller than a page. */
-export const MIN_PORTABLE_BLOCK_SIZE = 64 * 1024;
-
-/** portablectl's default match: the name without `.raw`, cut at the first `_`. */
-export function prefixFromName(name: string): string {
-  const base = path.basename(name).replace(/\.raw$/, '');
-  const i = base.indexOf('_');
-  return i >= 0 ? base.slice(0, i) : base;
 }
 
 async function readText(source: Source, p: string): Promise<string | undefined> {
@@ -98,16 +92,17 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   const report = (severity: Severity, rule: string, message: string, p?: string) => problems.push({ severity, rule, message, path: p });
 
   const base = path.basename(opts.name);
-  if (opts.kind === 'raw' && !base.endsWith('.raw')) {
+  if (opts.kind === 'raw' && !base.endsWith(RAW_IMAGE_SUFFIX)) {
     report('error', 'image-name-suffix', `'${base}' does not end in .raw: portabled refuses it ("Wrong medium type")`);
   }
   const derived = prefixFromName(base);
   const prefixes = opts.prefixes?.length ? opts.prefixes : [derived];
   for (const p of prefixes) {
-    if (!/^[A-Za-z0-9.-]+$/.test(p)) report('error', 'image-name-prefix', `prefix '${p}' has characters outside [A-Za-z0-9.-]: "Failed to extract prefix of image name"`);
+    if (!isValidPrefix(p)) report('error', 'image-name-prefix', `prefix '${p}' has characters outside [A-Za-z0-9.-]: "Failed to extract prefix of image name"`);
   }
 
-  const osText = (await readText(source, '/etc/os-release')) ?? (await readText(source, '/usr/lib/os-release'));
+  let osText: string | undefined;
+  for (const p of OS_RELEASE_PATHS) if ((osText = await readText(source, p)) !== undefined) break;
   const osRelease: Record<string, string> = {};
   if (osText === undefined) {
     report('error', 'os-release-missing', 'no /etc/os-release nor /usr/lib/os-release: "Image lacks os-release data, refusing"');
@@ -116,7 +111,7 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
     for (const [k, v] of parsed.fields) osRelease[k] = v;
     for (const pr of parsed.problems) report('warning', 'os-release-malformed', `os-release line ${pr.line}: ${pr.message}`, '/etc/os-release');
     if (!osRelease.ID) report('error', 'os-release-no-id', 'os-release has no ID= (required since systemd 251)');
-    const allowed = osRelease.PORTABLE_PREFIXES?.split(/\s+/).filter(Boolean);
+    const allowed = portablePrefixes(osRelease);
     if (allowed) {
       for (const p of prefixes) {
         if (!allowed.includes(p)) {
@@ -130,9 +125,9 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   const attached: FoundUnit[] = [];
   for (const u of await listUnits(source)) {
     const matching = prefixes.filter((p) => unitMatchesPrefix(u.name, p));
-    const typeOk = PORTABLE_UNIT_TYPES.some((t) => u.name.endsWith(t));
+    const typeOk = isPortableUnitType(u.name);
     if (matching.length === 0) {
-      if (typeOk && u.path.startsWith('/etc/systemd/system/')) {
+      if (typeOk && u.path.startsWith(`${IMAGE_UNIT_DIR}/`)) {
         report('warning', 'unit-ignored-prefix', `${u.name} does not match ${prefixes.map((p) => `'${p}'`).join(', ')}: it will not be attached`, u.path);
       }
       continue;
@@ -159,17 +154,97 @@ export async function inspectSource(source: Source, opts: InspectOptions): Promi
   for (const f of MOUNT_POINT_FILES) {
     if (!(await source.lstat(f).catch(() => null))) report('error', 'mount-point-missing', `${f} is missing: the service fails at start (226/NAMESPACE)`, f);
   }
-  for (const d of REQUIRED_MOUNT_DIRS) {
+  for (const d of MOUNT_POINT_DIRS) {
     const real = await realpathIn(source, d).catch(() => undefined);
     if (!real || (await source.lstat(real))?.type !== 'dir') report('error', 'mount-point-missing', `${d} is missing: the service fails at start (226/NAMESPACE)`, d);
   }
 
   await checkPrograms(source, attached, report);
+  await checkProfile(source, attached, PROFILES[opts.profile ?? 'default'], report);
 
   if (opts.blockSize !== undefined && opts.blockSize < MIN_PORTABLE_BLOCK_SIZE) {
     report('warning', 'block-size-small', `block size ${opts.blockSize / 1024} KiB: the image will not mount on kernels with 64 KiB pages`);
   }
   return { name: base, prefixes, osRelease, units, problems, ok: !problems.some((p) => p.severity === 'error') };
+}
+
+/** Programs a command line runs through its arguments must be in the image too: env's as an error, shell words as warnings. */
+async function checkArgumentPrograms(source: Source, closure: Closure, prog: UnitProgram, unitPath: string, report: Report): Promise<void> {
+  const where = programWhere(prog);
+  const named = argumentPrograms(prog.executable, prog.argv.slice(1));
+  for (const { word, via } of named.unresolved) {
+    report('warning', 'command-unresolved', `${where} ${via} runs '${word}', which only the shell can expand: not checked`, unitPath);
+  }
+  for (const n of named.programs) {
+    const exe = await locateNamed(source, n, prog.envPath);
+    const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+    const st = real ? await source.lstat(real) : null;
+    if (!st || st.type !== 'file' || (st.mode & 0o111) === 0) {
+      const msg = `${where} ${n.via} runs '${n.executable}', which is not an executable in PATH=${prog.envPath.join(':')} of the image`;
+      if (n.strict) report('error', 'exec-missing', `${msg}: the command fails (127)`, unitPath);
+      else report('warning', 'command-missing', `${msg}: the script fails where it runs it (127)`, unitPath);
+      continue;
+    }
+    await addPath(closure, exe!, { reason: `${n.via} in ${prog.key}= of ${prog.unit}`, strict: false, envPath: prog.envPath });
+  }
+}
+
+/**
+ * What the profile's drop-in takes from a unit, which the unit cannot take back (a drop-in wins over the unit's own
+ * lines): W^X memory for JIT runtimes, address families and capabilities it asks for; and template units, which
+ * `attach --now` cannot start by themselves.
+ */
+async function checkProfile(source: Source, units: FoundUnit[], profile: Profile, report: Report): Promise<void> {
+  for (const u of units) {
+    if (/@\.[a-z]+$/.test(u.name)) {
+      report('warning', 'unit-template', `${u.name} is a template: attach --now prints "Unit name ${u.name} is missing the instance name" and starts no instance; it runs through its socket (Accept=yes) or as ${u.name.replace('@.', '@NAME.')}`, u.path);
+    }
+    let parsed;
+    try {
+      parsed = parseUnitFile(u.text!, u.name);
+    } catch {
+      continue;
+    }
+    if (!u.name.endsWith('.service')) continue;
+    const fix = `attach with --profile=trusted, or add a host drop-in (/etc/systemd/system/${u.name}.d/50-override.conf)`;
+    if (profile.memoryDenyWriteExecute) {
+      for (const prog of unitPrograms(parsed, u.name, { onInvalid: () => {} })) {
+        if (prog.key !== 'ExecStart' || prog.hasSpecifier) continue;
+        const exe = await locateProgram(source, prog);
+        const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+        if (!real) continue;
+        const jit = await jitRuntime(source, real);
+        if (!jit || prog.argv.includes('--jitless')) continue;
+        report('warning', 'jit-memory-deny-write-execute',
+          `${u.name}: ${real} is a JIT runtime (${jit}); the ${profile.name} profile's MemoryDenyWriteExecute=yes kills it at its first compiled code (node: status=5/TRAP): ${fix} with MemoryDenyWriteExecute=no${/node/.test(jit) ? ', or run node with --jitless' : ''}`, u.path);
+      }
+    }
+    if (profile.addressFamilies) {
+      const asked = unitValues(parsed, 'Service', 'RestrictAddressFamilies').flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((f) => /^AF_/.test(f));
+      const lost = [...new Set(asked.filter((f) => !profile.addressFamilies!.includes(f)))];
+      if (lost.length) report('warning', 'address-family-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile removes (RestrictAddressFamilies=${profile.addressFamilies.join(' ')}): socket() fails with EAFNOSUPPORT; ${fix}`, u.path);
+    }
+    if (profile.capabilities) {
+      const asked = ['AmbientCapabilities', 'CapabilityBoundingSet'].flatMap((k) => unitValues(parsed, 'Service', k))
+        .flatMap((v) => (v.startsWith('~') ? [] : v.split(/\s+/))).filter((c) => /^CAP_/.test(c));
+      const lost = [...new Set(asked.filter((c) => !profile.capabilities!.includes(c)))];
+      if (lost.length) report('warning', 'capability-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile's CapabilityBoundingSet= removes: the call needing it fails with EPERM; ${fix}`, u.path);
+    }
+  }
+}
+
+/** The JIT runtime a program is, by its name or the libraries it links, or undefined. */
+async function jitRuntime(source: Source, real: string): Promise<string | undefined> {
+  const base = path.basename(real);
+  if (JIT_PROGRAMS.test(base)) return base;
+  const st = await source.lstat(real);
+  if (st?.type !== 'file' || st.size < 64) return undefined;
+  try {
+    const info = await readElfInfo((o, l) => source.read(real, o, l), st.size, real);
+    return info.needed.find((n) => JIT_LIBRARIES.test(n));
+  } catch {
+    return undefined;
+  }
 }
 
 type Report = (severity: Severity, rule: string, message: string, p?: string) => void;
@@ -186,41 +261,35 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
       report('error', 'unit-invalid', (e as Error).message, u.path);
       continue;
     }
-    const env = serviceEnvironment(parsed).get('PATH');
-    const envPath = env ? env.split(':').filter(Boolean) : SYSTEMD_DEFAULT_PATH;
-    const execs: [string, string][] = [];
-    for (const key of EXEC_KEYS) for (const v of unitValues(parsed, 'Service', key)) execs.push([key, v]);
-    for (const key of SOCKET_EXEC_KEYS) for (const v of unitValues(parsed, 'Socket', key)) execs.push([key, v]);
-    for (const [key, value] of execs) {
-      let cmds;
-      try {
-        cmds = parseExecCommands(value, `${u.name}: ${key}=`);
-      } catch (e) {
-        report('error', 'unit-invalid', (e as Error).message, u.path);
+    const programs = unitPrograms(parsed, u.name, { onInvalid: (e) => report('error', 'unit-invalid', e.message, u.path) });
+    for (const prog of programs) {
+      const where = programWhere(prog);
+      if (prog.hasSpecifier) {
+        report('warning', 'exec-specifier', `${where} program '${prog.executable}' uses a % specifier that only systemd expands: not checked`, u.path);
         continue;
       }
-      for (const cmd of cmds) {
-        if (!cmd.executable || cmd.hasSpecifier) continue;
-        let exe = cmd.executable;
-        if (!exe.startsWith('/')) {
-          const found = await findInPath(source, exe, SYSTEMD_DEFAULT_PATH);
-          if (!found) {
-            report('error', 'exec-missing', `${u.name}: ${key}= program '${exe}' is not in ${SYSTEMD_DEFAULT_PATH.join(':')} of the image`, u.path);
-            continue;
-          }
-          exe = found;
-        }
-        const real = await realpathIn(source, exe).catch(() => undefined);
-        const st = real ? await source.lstat(real) : null;
-        if (!st) {
-          report('error', 'exec-missing', `${u.name}: ${key}= program ${exe} does not exist in the image`, exe);
-          continue;
-        }
-        if (st.type !== 'file' || (st.mode & 0o111) === 0) {
-          report('error', 'exec-not-executable', `${u.name}: ${key}= program ${exe} is not an executable file`, exe);
-          continue;
-        }
-        await addPath(closure, exe, { reason: `${key}= of ${u.name}`, strict: false, envPath });
+      const exe = await locateProgram(source, prog);
+      if (!exe) {
+        report('error', 'exec-missing', `${where} program '${prog.executable}' is not in ${prog.searchPath.join(':')} of the image`, u.path);
+        continue;
+      }
+      const real = await realpathIn(source, exe).catch(() => undefined);
+      const st = real ? await source.lstat(real) : null;
+      if (!st) {
+        report('error', 'exec-missing', `${where} program ${exe} does not exist in the image`, exe);
+        continue;
+      }
+      if (st.type !== 'file' || (st.mode & 0o111) === 0) {
+        report('error', 'exec-not-executable', `${where} program ${exe} is not an executable file`, exe);
+        continue;
+      }
+      await addPath(closure, exe, { reason: `${prog.key}= of ${u.name}`, strict: false, envPath: prog.envPath });
+      await checkArgumentPrograms(source, closure, prog, u.path, report);
+    }
+    for (const d of unitDirectories(parsed, u.name)) {
+      const real = await realpathIn(source, d.mountPoint).catch(() => undefined);
+      if (!real || (await source.lstat(real))?.type !== 'dir') {
+        report('error', 'unit-directory-missing', `${u.name}: ${d.key}=${d.name} needs the folder ${d.mountPoint} in the image to mount onto: the start fails (226/NAMESPACE)`, d.mountPoint);
       }
     }
   }

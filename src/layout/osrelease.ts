@@ -1,5 +1,6 @@
 import { parseOsRelease, renderOsRelease } from '../formats/osrelease.js';
 import type { Source } from '../sources/source.js';
+import { OS_RELEASE_PATHS } from '../systemd/portabled.js';
 
 export interface SourceOs {
   id?: string;
@@ -9,7 +10,7 @@ export interface SourceOs {
 
 /** The ID of the system the binaries come from, as its own os-release says (/etc first, then /usr/lib). */
 export async function readSourceOs(source: Source): Promise<SourceOs> {
-  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+  for (const p of OS_RELEASE_PATHS) {
     const st = await source.lstat(p).catch(() => null);
     if (!st) continue;
     try {

@@ -1,13 +1,13 @@
 import type { ImageTree } from '../plan/tree.js';
 import { addEntry } from '../plan/add.js';
+import { MOUNT_POINT_DIRS, MOUNT_POINT_FILES, OS_RELEASE_PATHS, STATE_DIRS, STICKY_DIRS } from '../systemd/portabled.js';
 
 /**
- * What a portable image must carry for the service to start: mount points portabled binds over on a read-only
- * image (missing ones fail the start with 226/NAMESPACE) and the usual state folders.
+ * What a portable image must carry for the service to start (portabled's rules, systemd/portabled.ts): the mount
+ * points and the usual state folders. A tree taken whole from a rootfs gives these paths up to the skeleton.
  */
-export const MOUNT_POINT_FILES = ['/etc/machine-id', '/etc/resolv.conf'];
-export const MOUNT_POINT_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp', '/var/tmp', '/var/lib', '/var/cache', '/var/log'];
-const STICKY_DIRS = new Set(['/tmp', '/var/tmp']);
+export const SKELETON_FILES = [OS_RELEASE_PATHS[0], ...MOUNT_POINT_FILES];
+export const SKELETON_DIRS = [...MOUNT_POINT_DIRS, ...STATE_DIRS];
 
 const text = (s: string) => new TextEncoder().encode(s);
 
@@ -25,15 +25,19 @@ export function addFile(tree: ImageTree, path: string, data: string | Uint8Array
 }
 
 export function addMountPoints(tree: ImageTree, mtime: number): void {
-  for (const dir of MOUNT_POINT_DIRS) {
-    addEntry(tree, dir, { type: 'dir', mode: STICKY_DIRS.has(dir) ? 0o1777 : 0o755, uid: 0, gid: 0, mtime, reason: 'mount point', origin: 'generated' });
+  for (const dir of SKELETON_DIRS) {
+    addEntry(tree, dir, { type: 'dir', mode: STICKY_DIRS.includes(dir) ? 0o1777 : 0o755, uid: 0, gid: 0, mtime, reason: 'mount point', origin: 'generated' });
   }
   for (const file of MOUNT_POINT_FILES) addFile(tree, file, '', mtime, 'mount point');
 }
 
-/** Add passwd, group and nsswitch.conf unless the closure or contents already put them there. */
-export function addMinimalEtc(tree: ImageTree, mtime: number): void {
+/**
+ * Add passwd, group and nsswitch.conf unless the closure or contents already put them there; with `nssSystemd`
+ * (the image carries nss-systemd) passwd and group are looked up in systemd's user database after the files.
+ */
+export function addMinimalEtc(tree: ImageTree, mtime: number, nssSystemd = false): void {
   for (const [p, body] of Object.entries(MINIMAL_ETC)) {
-    if (!tree.entries.has(p)) addFile(tree, p, body, mtime, 'minimal name service file');
+    const text = nssSystemd && p === '/etc/nsswitch.conf' ? body.replace(/^(passwd|group): files$/gm, '$1: files systemd') : body;
+    if (!tree.entries.has(p)) addFile(tree, p, text, mtime, 'minimal name service file');
   }
 }

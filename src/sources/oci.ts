@@ -138,8 +138,18 @@ async function blobJson(store: Store, d: Descriptor, what: string): Promise<unkn
 export interface ContainerImage {
   source: RootfsSource;
   config: ImageConfig;
-  /** "oci:/srv/img:1.0 (sha256:…)". */
+  /** "oci:/srv/img:1.0 (sha256:…)", for messages. */
   describe: string;
+  /**
+   * What the image is, independent of where it sits on the build host: the reference it was picked by and its
+   * image ID (the config's digest), e.g. "1.0, image ID sha256:0123456789ab". Goes into generated units.
+   */
+  label: string;
+}
+
+/** A ContainerImage's label: `ref` (when one picked the image) and the config digest. */
+function imageLabel(ref: string | undefined, configDigest: Digest): string {
+  return `${ref ? `${ref}, ` : ''}image ID ${configDigest.algorithm}:${configDigest.hex.slice(0, 12)}`;
 }
 
 interface LayerPlan {
@@ -204,7 +214,7 @@ export async function openOciImage(kind: 'oci' | 'oci-archive', file: string, re
       layers.push({ region: await blobRegion(store, l, `layer ${i + 1}`), where, blob: l.digest, diffId: config.diffIds[i] });
     }
     await applyLayers(source, layers);
-    return { source, config, describe };
+    return { source, config, describe, label: imageLabel(ref, manifest.config.digest) };
   } catch (e) {
     await source.close();
     throw e;
@@ -239,6 +249,7 @@ export async function openDockerArchive(file: string, ref: string | undefined, o
     throw ociError(name, `the config lists ${config.diffIds.length} diff_ids for ${image.layers.length} layers`);
   }
   const describe = `${name}${ref ? `:${ref}` : image.repoTags[0] ? ` (${image.repoTags[0]})` : ''}`;
+  const label = imageLabel(ref ?? image.repoTags[0], configDigest ?? { algorithm: 'sha256', hex: createHash('sha256').update(configBytes).digest('hex') });
   const source = new RootfsSource(`docker-archive:${path.basename(file)}`, opts);
   try {
     const layers: LayerPlan[] = [];
@@ -249,7 +260,7 @@ export async function openDockerArchive(file: string, ref: string | undefined, o
       layers.push({ region, where: `${name}: layer ${i + 1}/${image.layers.length} (${rel})`, blob, diffId: config.diffIds[i] });
     }
     await applyLayers(source, layers);
-    return { source, config, describe };
+    return { source, config, describe, label };
   } catch (e) {
     await source.close();
     throw e;

@@ -111,13 +111,16 @@ test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplica
 
   // Fragments: tails in order, none split, each entry pointing inside the data written.
   const offsets = new Map<number, number>();
+  let tails = 0;
   for (const n of plan.files) {
     const l = data.layouts.get(n)!;
     if (l.fragment === INVALID_FRAGMENT || n.path === '/c-dup-of-big') continue;
+    tails++;
     const tail = l.size % BS;
     assert.ok(l.fragmentOffset + tail <= BS, `${n.path}: tail fits its fragment`);
     assert.ok((offsets.get(l.fragment) ?? 0) <= l.fragmentOffset, `${n.path}: tails packed in order`);
     offsets.set(l.fragment, l.fragmentOffset + tail);
   }
+  assert.ok(tails >= 2 && data.fragments.length >= 1, `${tails} tails in ${data.fragments.length} fragments checked`);
   for (const f of data.fragments) assert.ok(f.start + stored(f.size) <= bytes.length);
 });

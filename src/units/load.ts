@@ -3,14 +3,16 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { storePathOf } from '../closure/nix.js';
 import type { UnitSpec } from '../config/options.js';
-import { validateUnitName } from '../config/names.js';
-import { EXEC_KEYS, parseExecCommands, parseUnitFile, serviceEnvironment, unitValues, type UnitFile } from '../formats/unitfile.js';
+import { validateUnitName } from '../systemd/portabled.js';
+import { parseUnitFile, type UnitFile } from '../formats/unitfile.js';
 
 export interface LoadedUnit {
   name: string;
   text: string;
   /** The file it was read from, or "inline". */
   origin: string;
+  /** How messages name it: its file, or its name when inline. */
+  where: string;
   parsed: UnitFile;
 }
 
@@ -46,42 +48,17 @@ export async function loadUnits(specs: UnitSpec[], baseDir: string, pname: strin
     }
     if (names.has(name)) throw new MkportableError('UNIT_IGNORED', `${where}: unit '${name}' is given twice`, where);
     names.add(name);
-    units.push({ name, text, origin, parsed: parseUnitFile(text, where) });
+    units.push({ name, text, origin, where, parsed: parseUnitFile(text, where) });
   }
   return units;
 }
 
-export interface ExecProgram {
-  unit: string;
-  key: string;
-  executable: string;
-  hasSpecifier: boolean;
-}
-
-/** Every program named by the units' Exec*= lines (first word after systemd's prefixes). */
-export function execPrograms(units: LoadedUnit[]): ExecProgram[] {
-  const out: ExecProgram[] = [];
-  for (const u of units) {
-    for (const key of EXEC_KEYS) {
-      for (const value of unitValues(u.parsed, 'Service', key)) {
-        for (const cmd of parseExecCommands(value, `${u.origin === 'inline' ? u.name : u.origin}: ${key}=`)) {
-          if (cmd.executable) out.push({ unit: u.name, key, executable: cmd.executable, hasSpecifier: cmd.hasSpecifier });
-        }
-      }
-    }
-  }
-  return out;
-}
-
-/** ExecSearchPath= (v250) if the unit sets it. */
-export function execSearchPath(u: LoadedUnit): string[] | undefined {
-  const v = unitValues(u.parsed, 'Service', 'ExecSearchPath');
-  const last = v[v.length - 1];
-  return last ? last.split(':').filter(Boolean) : undefined;
-}
-
-/** The PATH the service's processes see: Environment=PATH=… if set. */
-export function servicePath(u: LoadedUnit): string[] | undefined {
-  const p = serviceEnvironment(u.parsed).get('PATH');
-  return p ? p.split(':').filter(Boolean) : undefined;
+/**
+ * The unit's text with a line added to its [Service] section (a new one at the end: systemd merges sections of
+ * the same name). Shipped in the unit file itself, since portabled copies unit files, not the image's drop-ins.
+ */
+export function withServiceLine(text: string, line: string): string {
+  if (text.split('\n').some((l) => l.trim() === line)) return text;
+  const body = text.endsWith('\n') ? text : `${text}\n`;
+  return `${body}\n# Added by mkportable: nss-systemd reaches dynamic users through systemd's user database.\n[Service]\n${line}\n`;
 }

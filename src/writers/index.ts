@@ -8,7 +8,7 @@ export type Backend = 'native' | 'mksquashfs';
 export interface WriteImageOptions {
   backend: Backend;
   /** Compression words as mksquashfs takes them. */
-  compression: string[];
+  compression: readonly string[];
   blockSize: number;
   /** The filesystem's creation time (seconds). */
   mkfsTime: number;

@@ -7,7 +7,7 @@ import { type ImageTree, walkTree } from '../plan/tree.js';
 
 export interface MksquashfsOptions {
   /** Compression words, e.g. ["xz", "-Xdict-size", "100%"]. */
-  compression: string[];
+  compression: readonly string[];
   blockSize: number;
   /** Timestamp of every inode and of the filesystem (seconds). */
   mtime: number;

@@ -1,11 +1,13 @@
 import { spawnSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
+import { IN_CI } from '../../scripts/testing/ci.mjs';
+
+export { IN_CI };
 
 export const REPO = path.resolve(new URL('../..', import.meta.url).pathname);
-export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
 
 export function hasCommand(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
@@ -24,9 +26,21 @@ export function needs(t: TestContext, ok: boolean, reason: string): boolean {
   return false;
 }
 
-export function tempDir(prefix = 'mkportable-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+/**
+ * A fresh folder in the temporary directory. Given the test (or suite context) `t`, it is removed when that ends;
+ * otherwise the caller removes it (npm test fails when anything is left in the temporary directory).
+ */
+export function tempDir(t?: Cleanup): string;
+export function tempDir(prefix: string, t?: Cleanup): string;
+export function tempDir(a?: string | Cleanup, b?: Cleanup): string {
+  const [prefix, t] = typeof a === 'string' ? [a, b] : ['mkportable-test-', a];
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  t?.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
+
+/** A test's or a suite's context, or anything else that runs a function at its end. */
+type Cleanup = Pick<TestContext, 'after'>;
 
 export interface Run {
   code: number;

@@ -9,9 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { IN_CI as inCI } from './env.js';
 import { portabledPrerequisites, startPortabledContainer, SYSTEMD_VERSIONS, type PortabledContainer, type SystemdVersion } from './portabled.js';
-
-const inCI = !!process.env.CI && !/^(0|false|no)$/i.test(process.env.CI);
 
 function prerequisites(systemd: SystemdVersion): { ok: boolean; reason?: string } {
   const pre = portabledPrerequisites({ systemd });

@@ -1,42 +1,50 @@
 /**
- * The fuzz run (scripts/fuzz.mjs) as part of the test suite: 3000 seeded mutations of small images from every
+ * The fuzz run (scripts/fuzz.mjs) as part of the test suite: 2000 seeded mutations of small images from every
  * compressor, each fully read in a watched child process. Nothing but IMAGE_CORRUPT / IMAGE_UNSUPPORTED may escape,
- * no iteration may be slow or hang, and memory must stay flat.
+ * no iteration may hang (fuzz.mjs's watchdog; the runner's timeout catches a hung run) and memory must stay flat.
+ * The budget is a count of iterations, never seconds: a loaded machine is slower, not wrong.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildCorpus, makeCase, runCase } from './fuzz-harness.js';
+import { buildCorpus, makeCase, runCase } from '../../../test/support/squashfs-fuzz.js';
 
 const hasTool = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
 const skip = hasTool('mksquashfs') ? false : 'mksquashfs not installed';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ITERATIONS = 2000;
 
-test('fuzz: 3000 mutated images, only image errors, bounded time and memory', { skip, timeout: 120_000 }, () => {
-  const r = spawnSync(process.execPath, ['scripts/fuzz.mjs', '--seed', '1', '--iterations', '3000', '--time', '25', '--json'], {
-    cwd: REPO,
-    encoding: 'utf8',
-    timeout: 90_000,
-    maxBuffer: 64 << 20,
+test(`fuzz: ${ITERATIONS} mutated images, only image errors, no hang, bounded memory`, { skip, timeout: 20 * 60_000 }, async (t) => {
+  const r = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const cp = spawn(process.execPath, ['scripts/fuzz.mjs', '--seed', '1', '--iterations', String(ITERATIONS), '--json'], {
+      cwd: REPO,
+      signal: t.signal, // the runner's timeout (a hung run) kills it
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    cp.stdout.on('data', (d) => (stdout += d));
+    cp.stderr.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
+    cp.on('error', reject);
+    cp.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   let summary;
   try {
     summary = JSON.parse(last);
   } catch {
-    assert.fail(`fuzz.mjs gave no summary (status ${r.status}, signal ${r.signal}): ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
+    assert.fail(`fuzz.mjs gave no summary (status ${r.code}, signal ${r.signal}): ${r.stdout.slice(-2000)} ${r.stderr.slice(-2000)}`);
   }
   const report = summary.failures.map((f: { seed: number; kind: string; detail: string }) => `seed ${f.seed} (${f.kind}): ${f.detail}`).join('\n');
   assert.deepEqual(summary.failures, [], `fuzz failures:\n${report}`);
-  assert.ok(summary.iterations >= 1000, `only ${summary.iterations} iterations ran in the time limit`);
+  assert.equal(summary.iterations, ITERATIONS, 'every iteration ran');
   assert.ok(summary.read > 0 && summary.rejected > 0, 'mutations both keep and break images');
-  assert.ok(summary.maxMs < 5000, `slowest iteration ${summary.maxMs} ms`);
   assert.ok(summary.maxRss - summary.baseline < 512 * 2 ** 20, `rss grew from ${summary.baseline >> 20} to ${summary.maxRss >> 20} MiB`);
-  assert.equal(r.status, 0);
+  assert.equal(r.code, 0);
 });
 
 test('fuzz harness: cases are reproducible from their seed and unmutated images read fully', { skip }, async () => {

@@ -9,10 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { MkportableError } from '../../errors.js';
-import { decodeSuperblock, NO_TABLE, SUPERBLOCK_SIZE } from '../format.js';
-import { isImageError } from './errors.js';
-import { openImageBuffer } from './image.js';
+import { MkportableError } from '../../src/errors.js';
+import { decodeSuperblock, NO_TABLE, SUPERBLOCK_SIZE } from '../../src/squashfs/format.js';
+import { isImageError } from '../../src/squashfs/read/errors.js';
+import { openImageBuffer } from '../../src/squashfs/read/image.js';
 
 export interface CorpusImage {
   name: string;

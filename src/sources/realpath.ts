@@ -1,5 +1,6 @@
 import { MkportableError } from '../errors.js';
-import type { Source } from '../sources/source.js';
+import type { Source } from './source.js';
+import { normalizeImagePath } from '../plan/tree.js';
 
 /** Linux's MAXSYMLINKS: the kernel gives up with ELOOP after this many links in one lookup. */
 export const MAX_SYMLINKS = 40;
@@ -40,3 +41,15 @@ export async function realpathIn(source: Source, path: string): Promise<string |
 }
 
 const split = (p: string) => p.split('/').filter((c) => c !== '' && c !== '.');
+
+/** The first `dir/name` that is an executable regular file (following symlinks inside the source), as execvp would pick. */
+export async function findInPath(source: Source, name: string, dirs: readonly string[]): Promise<string | undefined> {
+  for (const dir of dirs) {
+    const cand = normalizeImagePath(`${dir}/${name}`);
+    const real = await realpathIn(source, cand);
+    if (!real) continue;
+    const st = await source.lstat(real);
+    if (st?.type === 'file' && (st.mode & 0o111) !== 0) return cand;
+  }
+  return undefined;
+}

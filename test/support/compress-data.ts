@@ -2,6 +2,7 @@
  * Deterministic test inputs for the compressor tests (not part of the library: only *.test.ts import it).
  */
 import fs from 'node:fs';
+import { requireNative } from '../../src/compress/common.js';
 
 /** xorshift32 bytes: incompressible, but the same on every run. */
 export function randomBytes(n: number, seed = 0x9e3779b9): Uint8Array {
@@ -52,3 +53,26 @@ export function binaryBytes(n: number, offset = 1 << 20): Uint8Array {
 }
 
 export const KINDS = { random: randomBytes, text: textBytes, sparse: sparseBytes, binary: binaryBytes } as const;
+
+/**
+ * Raw LZ4 blocks (squashfs stores them without a frame) wrapped so the lz4 tool can decode them: magic, FLG
+ * (version 1, independent blocks, no checksums), BD (4 MiB maximum block size), header checksum, each block as
+ * u32 size (high bit clear: compressed) plus its bytes unchanged, then the end mark.
+ */
+export function lz4Frame(blocks: Uint8Array[]): Uint8Array {
+  const xxh = requireNative('lz4/build/Release/xxhash.node') as { xxHash(b: Uint8Array, seed: number): number };
+  const descriptor = Uint8Array.of(0x60, 0x70);
+  const out = new Uint8Array(7 + blocks.reduce((n, b) => n + 4 + b.length, 0) + 4);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 0x184d2204, true);
+  out.set(descriptor, 4);
+  out[6] = (xxh.xxHash(descriptor, 0) >>> 8) & 0xff;
+  let at = 7;
+  for (const b of blocks) {
+    v.setUint32(at, b.length, true);
+    out.set(b, at + 4);
+    at += 4 + b.length;
+  }
+  v.setUint32(at, 0, true);
+  return out;
+}

@@ -1,0 +1,8 @@
+import { strict } from './counted-assert.mjs';
+
+export default strict;
+export const {
+  fail, AssertionError, ok, equal, notEqual, deepEqual, notDeepEqual, deepStrictEqual, notDeepStrictEqual, strictEqual,
+  notStrictEqual, throws, rejects, doesNotThrow, doesNotReject, ifError, match, doesNotMatch, CallTracker,
+} = strict;
+export { strict };
