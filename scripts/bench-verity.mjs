@@ -47,6 +47,7 @@ const fmt = (x) => x.toFixed(2);
 
 console.log(`\nverity and DDI overhead: examples/demo + contents ${dir}, xz -Xdict-size 100%, 1M   rounds: ${rounds}`);
 const results = variants.map(() => []);
+const failures = [];
 for (let i = 0; i < rounds; i++) {
   // Rotate the order so caches and turbo favour none.
   for (let k = 0; k < variants.length; k++) {
@@ -54,8 +55,14 @@ for (let i = 0; i < rounds; i++) {
     const out = path.join(work, `out-${v}`);
     rmSync(out, { recursive: true, force: true });
     const m = measure([process.execPath, cli, 'build', path.join(repo, 'examples/demo'), '--out', out, '--contents', dir, '--no-check', ...variants[v].args]);
-    m.size = statSync(path.join(out, 'demo_1.0.raw')).size;
+    const image = path.join(out, 'demo_1.0.raw');
+    m.size = statSync(image).size;
     results[v].push(m);
+    // A figure counts only for a good image: inspect rechecks the tree (and the signature) block by block.
+    const check = spawnSync(process.execPath, [cli, 'inspect', image, '--json', ...(variants[v].args.includes('--signing-key') ? ['--certificate', cert] : [])], { encoding: 'utf8' });
+    const report = check.status === 0 ? JSON.parse(check.stdout) : undefined;
+    const wantVerity = variants[v].args.includes('--verity');
+    if (!report || (wantVerity && report.image?.treeValid !== true)) failures.push(`${variants[v].label}, round ${i + 1}: inspect says ${check.stdout.slice(0, 300)}${check.stderr}`);
   }
 }
 const base = { wall: median(results[0].map((m) => m.wall)), cpu: median(results[0].map((m) => m.cpu)), rss: median(results[0].map((m) => m.rss)), size: median(results[0].map((m) => m.size)) };
@@ -68,3 +75,8 @@ variants.forEach((v, k) => {
   console.log(`  ${v.label.padEnd(18)} ${fmt(w).padStart(8)} ${fmt(w / base.wall).padStart(6)} ${fmt(c).padStart(8)} ${fmt(c / base.cpu).padStart(6)} ${(r / 1048576).toFixed(1).padStart(8)} ${fmt(r / base.rss).padStart(6)} ${(s / 1048576).toFixed(1).padStart(9)}`);
 });
 rmSync(work, { recursive: true, force: true });
+console.log(`  images checked (mkportable inspect: tree matches, signature valid): ${failures.length ? 'NO' : `yes, all ${rounds} rounds`}`);
+if (failures.length) {
+  console.error(`\nbenchmark invalid: bad images\n${failures.join('\n')}`);
+  process.exit(1);
+}

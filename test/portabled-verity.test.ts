@@ -7,14 +7,15 @@
 // /run/host-dev and /dev/loopNpM are symlinks into it, made before portabled creates the partitions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { portabledPrerequisites, startPortabledContainer, SYSTEMD_VERSIONS, type PortabledContainer } from './support/portabled.js';
 import { hasCommand, IN_CI, runCli, tempDir } from './support/env.js';
 import { makeSigningPair } from './support/verity.js';
 import type { BuildResult } from '../src/index.js';
 
-async function build(version: string, args: string[]): Promise<BuildResult> {
-  const r = await runCli(['build', 'examples/demo', '--out', tempDir(), '--json', '--version', version, ...args]);
+async function build(out: string, version: string, args: string[]): Promise<BuildResult> {
+  const r = await runCli(['build', 'examples/demo', '--out', out, '--json', '--version', version, ...args]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as BuildResult;
 }
@@ -31,15 +32,17 @@ for (const systemd of SYSTEMD_VERSIONS) {
   }
   describe(`verity images on real systemd-portabled ${systemd}`, { timeout: 15 * 60_000 }, () => {
     let c: PortabledContainer;
+    let dir: string | undefined;
     const images: Record<string, BuildResult> = {};
     before(async () => {
       if (!ready) throw new Error(`prerequisite missing in CI: ${reason}`);
-      const keys = makeSigningPair(tempDir(), 'portabled-test');
+      const out = (dir = tempDir());
+      const keys = makeSigningPair(out, 'portabled-test');
       const signing = ['--signing-key', keys.key, '--signing-certificate', keys.certificate];
-      images.sidecar = await build('1.1', ['--verity', ...signing]);
-      images.ddi = await build('1.2', ['--verity', '--format', 'ddi']);
-      images.signedDdi = await build('1.3', ['--verity', '--format', 'ddi', ...signing]);
-      images.plainDdi = await build('1.4', ['--format', 'ddi']);
+      images.sidecar = await build(out, '1.1', ['--verity', ...signing]);
+      images.ddi = await build(out, '1.2', ['--verity', '--format', 'ddi']);
+      images.signedDdi = await build(out, '1.3', ['--verity', '--format', 'ddi', ...signing]);
+      images.plainDdi = await build(out, '1.4', ['--format', 'ddi']);
       c = await startPortabledContainer({ systemd, nspawnArgs: ['--bind-ro=/dev:/run/host-dev'] });
       await c.exec(['sh', '-c', LOOP_PARTITIONS]);
       for (const r of Object.values(images)) {
@@ -48,6 +51,7 @@ for (const systemd of SYSTEMD_VERSIONS) {
     });
     after(async () => {
       await c?.stop();
+      if (dir) await fs.rm(dir, { recursive: true, force: true });
     });
 
     const cases: [string, string, string][] = [

@@ -1,6 +1,6 @@
 // dm-verity sidecars, signatures and DDIs against the reference tools: veritysetup (cryptsetup-bin), sgdisk
 // (gdisk), openssl and systemd-dissect. The kernel side is in verity-vm.test.ts.
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -73,11 +73,14 @@ function dumpField(dump: string, field: string): string {
   return new RegExp(`^${field}:\\s+(\\S+)`, 'm').exec(dump)?.[1] ?? '';
 }
 
-async function buildCli(args: string[], out = tempDir()): Promise<BuildResult> {
+/** Build examples/demo with `args` into `out`, a fresh folder removed when `t` ends unless given. */
+async function buildCli(t: Cleanup, args: string[], out = tempDir(t)): Promise<BuildResult> {
   const r = await runCli(['build', 'examples/demo', '--out', out, '--json', ...args]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as BuildResult;
 }
+
+type Cleanup = Pick<TestContext, 'after'>;
 
 const sha256File = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
 
@@ -138,7 +141,7 @@ describe('dm-verity trees against veritysetup', { timeout: 10 * 60_000 }, () => 
 
   test('a flipped byte, in the data or in the tree: veritysetup verify and mkportable inspect both fail', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const r = await buildCli(['--verity']);
+    const r = await buildCli(t, ['--verity']);
     const dir = path.dirname(r.image);
     const hashFile = path.join(dir, 'demo_1.0.verity');
     const clean = await runCli(['inspect', r.image]);
@@ -174,11 +177,14 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
     keyDir = tempDir();
     keys = { a: makeSigningPair(keyDir, 'mkportable-a'), b: makeSigningPair(keyDir, 'mkportable-b', 3072) };
   });
+  after(async () => {
+    if (keyDir) await fs.rm(keyDir, { recursive: true, force: true });
+  });
 
   test('the .roothash.p7s is byte for byte openssl smime -sign -binary -noattr -outform der, and openssl verifies it', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
     for (const k of [keys.a, keys.b]) {
-      const r = await buildCli(['--verity', '--signing-key', k.key, '--signing-certificate', k.certificate]);
+      const r = await buildCli(t, ['--verity', '--signing-key', k.key, '--signing-certificate', k.certificate]);
       const dir = path.dirname(r.image);
       const content = path.join(dir, 'content');
       await fs.writeFile(content, r.rootHash!);
@@ -196,7 +202,7 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
 
   test('a signed DDI: sgdisk finds no problem; partitions, UUIDs, labels and flags as systemd-repart makes them; its JSON verifies', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const r = await buildCli(['--verity', '--format', 'ddi', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
+    const r = await buildCli(t, ['--verity', '--format', 'ddi', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
     assert.equal(r.format, 'ddi');
     assert.equal(r.architecture, 'x86-64');
     assert.equal(r.signed, true);
@@ -241,7 +247,7 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
 
   test('systemd-dissect: the signed DDI is a portable service with signed verity; the sidecar image has external verity', async (t) => {
     if (!needs(t, haveTools && hasCommand('systemd-dissect') && isRoot(), 'systemd-dissect (systemd-container) and root (loop devices)')) return;
-    const ddi = await buildCli(['--verity', '--format', 'ddi', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
+    const ddi = await buildCli(t, ['--verity', '--format', 'ddi', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
     const d = sh('systemd-dissect', [ddi.image]);
     assert.equal(d.code, 0, d.out);
     assert.match(d.out, /✓ portable service/);
@@ -249,14 +255,14 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
     assert.match(d.out, /^ro\s+root-verity\s+\S+\s+root-x86-64-verity\s+DM_verity_hash/m);
     assert.match(d.out, /^ro\s+root-verity-sig\s+\S+\s+root-x86-64-verity-sig\s+verity_hash_signature/m);
 
-    const side = await buildCli(['--verity']);
+    const side = await buildCli(t, ['--verity']);
     const s = sh('systemd-dissect', [side.image]);
     assert.equal(s.code, 0, s.out);
     assert.match(s.out, /✓ portable service/);
     assert.match(s.out, /^ro\s+root\s+-\s+-\s+squashfs\s+-\s+external\b/m, s.out);
 
     // An unsigned DDI with its .roothash: systemd-dissect uses it to find the partitions.
-    const plain = await buildCli(['--verity', '--format', 'ddi']);
+    const plain = await buildCli(t, ['--verity', '--format', 'ddi']);
     const u = sh('systemd-dissect', ['--root-hash', plain.rootHash!, plain.image]);
     assert.equal(u.code, 0, u.out);
     assert.match(u.out, /^ro\s+root\s+\S+\s+root-x86-64\s+squashfs\s+x86-64\s+yes\b/m, u.out);
@@ -266,8 +272,8 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
     if (!needs(t, haveTools, toolReason)) return;
     for (const args of [['--verity'], ['--verity', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate], ['--verity', '--format', 'ddi'],
       ['--verity', '--format', 'ddi', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]]) {
-      const one = await buildCli(args);
-      const two = await buildCli(args);
+      const one = await buildCli(t, args);
+      const two = await buildCli(t, args);
       assert.equal(one.sha256, two.sha256, args.join(' '));
       assert.equal(one.rootHash, two.rootHash);
       assert.deepEqual(one.outputs.map(sha256File), two.outputs.map(sha256File), args.join(' '));
@@ -295,7 +301,7 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
       [['--format', 'ddi', '--architecture', 'sparc'], /'architecture' "sparc" is not one of/],
     ];
     for (const [args, want] of cases) {
-      const out = path.join(tempDir(), 'out');
+      const out = path.join(tempDir(t), 'out');
       const r = await runCli(['build', 'examples/demo', '--out', out, ...args]);
       assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, want, args.join(' '));
@@ -306,16 +312,16 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
 
   test('the key can come from $MKPORTABLE_SIGNING_KEY, as PEM text or as a path', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const ref = await buildCli(['--verity', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
+    const ref = await buildCli(t, ['--verity', '--signing-key', keys.a.key, '--signing-certificate', keys.a.certificate]);
     for (const value of [readFileSync(keys.a.key, 'utf8'), keys.a.key]) {
-      const out = tempDir();
+      const out = tempDir(t);
       const r = await runCli(['build', 'examples/demo', '--out', out, '--json', '--verity', '--signing-certificate', keys.a.certificate], {
         env: { ...process.env, MKPORTABLE_SIGNING_KEY: value },
       });
       assert.equal(r.code, 0, r.stderr);
       assert.ok(readFileSync(path.join(out, 'demo_1.0.roothash.p7s')).equals(readFileSync(path.join(path.dirname(ref.image), 'demo_1.0.roothash.p7s'))));
     }
-    const none = await runCli(['build', 'examples/demo', '--out', tempDir(), '--verity', '--signing-certificate', keys.a.certificate], {
+    const none = await runCli(['build', 'examples/demo', '--out', tempDir(t), '--verity', '--signing-certificate', keys.a.certificate], {
       env: { ...process.env, MKPORTABLE_SIGNING_KEY: '' },
     });
     assert.equal(none.code, 1);
@@ -324,8 +330,8 @@ describe('root hash signatures and DDIs', { timeout: 10 * 60_000 }, () => {
 });
 
 describe('outputs: all or nothing, and no stale sidecars', () => {
-  test('a failure while renaming the outputs into place leaves none of them', async () => {
-    const dir = tempDir();
+  test('a failure while renaming the outputs into place leaves none of them', async (t) => {
+    const dir = tempDir(t);
     const { tmp } = await rawImage(dir, 'x', 64 * 4096);
     await fs.mkdir(path.join(dir, 'x_1.roothash')); // renaming the root hash onto a folder fails, after the .verity
     await assert.rejects(writeContainer(tmp, { outDir: dir, name: 'x_1', format: 'squashfs', verity: true }), /x_1.raw/);
@@ -335,14 +341,13 @@ describe('outputs: all or nothing, and no stale sidecars', () => {
 
   test('a build without verity removes the sidecars of an earlier verity build; an unsigned one removes the old signature', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const keyDir = tempDir();
-    const k = makeSigningPair(keyDir, 'stale');
-    const out = tempDir();
-    await buildCli(['--verity', '--signing-key', k.key, '--signing-certificate', k.certificate], out);
+    const k = makeSigningPair(tempDir(t), 'stale');
+    const out = tempDir(t);
+    await buildCli(t, ['--verity', '--signing-key', k.key, '--signing-certificate', k.certificate], out);
     assert.deepEqual(readdirSync(out).sort(), ['demo_1.0.raw', 'demo_1.0.roothash', 'demo_1.0.roothash.p7s', 'demo_1.0.verity']);
-    await buildCli(['--verity'], out);
+    await buildCli(t, ['--verity'], out);
     assert.deepEqual(readdirSync(out).sort(), ['demo_1.0.raw', 'demo_1.0.roothash', 'demo_1.0.verity']);
-    const plain = await buildCli([], out);
+    const plain = await buildCli(t, [], out);
     assert.deepEqual(readdirSync(out), ['demo_1.0.raw']);
     assert.deepEqual(plain.outputs, [plain.image]);
     assert.equal(plain.rootHash, undefined);
@@ -357,6 +362,9 @@ describe('inspect names what is wrong with a DDI', () => {
     if (!haveTools) return;
     keyDir = tempDir();
     k = makeSigningPair(keyDir, 'inspect');
+  });
+  after(async () => {
+    if (keyDir) await fs.rm(keyDir, { recursive: true, force: true });
   });
 
   /** Rewrite the GPT of `file` with `edit` applied to its partitions (CRCs recomputed). */
@@ -379,19 +387,19 @@ describe('inspect names what is wrong with a DDI', () => {
       return { code: r.code, rules: (JSON.parse(r.stdout).problems as { rule: string; message: string }[]) };
     };
 
-    const uuid = await buildCli(signedArgs);
+    const uuid = await buildCli(t, signedArgs);
     await editGpt(uuid.image, (ps) => ps.map((p) => (p.index === 1 ? { ...p, uuid: '01234567-89ab-4def-8123-456789abcdef' } : p)));
     const u = await rules(uuid.image);
     assert.equal(u.code, 1);
     assert.ok(u.rules.some((p) => p.rule === 'ddi-partition-uuid' && /root partition UUID 01234567/.test(p.message)), JSON.stringify(u.rules));
 
-    const noVerity = await buildCli(signedArgs);
+    const noVerity = await buildCli(t, signedArgs);
     await editGpt(noVerity.image, (ps) => ps.filter((p) => p.index !== 2));
     const nv = await rules(noVerity.image);
     assert.equal(nv.code, 1);
     assert.ok(nv.rules.some((p) => p.rule === 'ddi-verity-missing'), JSON.stringify(nv.rules));
 
-    const json = await buildCli(signedArgs);
+    const json = await buildCli(t, signedArgs);
     const p = await partitions(json.image);
     const img = readFileSync(json.image);
     const old = parseSignaturePartition(img.subarray(p.sig!.offset, p.sig!.offset + p.sig!.size));
@@ -403,7 +411,7 @@ describe('inspect names what is wrong with a DDI', () => {
     assert.ok(j.rules.some((x) => x.rule === 'ddi-signature-root-hash'), JSON.stringify(j.rules));
     assert.ok(j.rules.some((x) => x.rule === 'verity-root-hash-mismatch'), JSON.stringify(j.rules));
 
-    const side = await buildCli(signedArgs);
+    const side = await buildCli(t, signedArgs);
     await fs.writeFile(side.image.replace(/\.raw$/, '.verity'), 'x');
     const s = await rules(side.image);
     assert.ok(s.rules.some((x) => x.rule === 'ddi-sidecar-verity'), JSON.stringify(s.rules));
@@ -411,7 +419,7 @@ describe('inspect names what is wrong with a DDI', () => {
 
   test('a flipped byte in the root partition or the verity partition of a DDI; an unsigned DDI without its .roothash', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const r = await buildCli(['--verity', '--format', 'ddi']);
+    const r = await buildCli(t, ['--verity', '--format', 'ddi']);
     const p = await partitions(r.image);
     const ok = await runCli(['inspect', r.image]);
     assert.equal(ok.code, 0, ok.stdout);
@@ -437,7 +445,7 @@ describe('inspect names what is wrong with a DDI', () => {
 
   test('--architecture picks the root partition; a DDI for another architecture is read when it is the only one', async (t) => {
     if (!needs(t, haveTools, toolReason)) return;
-    const r = await buildCli(['--verity', '--format', 'ddi', '--architecture', 'arm64']);
+    const r = await buildCli(t, ['--verity', '--format', 'ddi', '--architecture', 'arm64']);
     assert.equal(r.architecture, 'arm64');
     const p = await partitions(r.image);
     assert.deepEqual([p.root.name, p.verity!.name], ['root-arm64', 'root-arm64-verity']);
