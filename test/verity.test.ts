@@ -458,3 +458,13 @@ describe('inspect names what is wrong with a DDI', () => {
   });
 });
 
+
+test('ls and cat read the root partition of a DDI', async (t) => {
+  const r = await buildCli(t, ['--verity', '--format', 'ddi']);
+  const ls = await runCli(['ls', r.image, '/etc/systemd/system']);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stdout, /\/etc\/systemd\/system\/demo\.service\n/);
+  const cat = await runCli(['cat', r.image, '/etc/os-release']);
+  assert.equal(cat.code, 0, cat.stderr);
+  assert.match(cat.stdout, /^PORTABLE_PREFIXES=demo$/m);
+});

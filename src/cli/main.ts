@@ -27,8 +27,8 @@ Usage:
                      [--certificate FILE] [--json]
                                                judge an image (.raw, DDI or folder) by portabled's rules,
                                                check its dm-verity tree and, with --certificate, its signature
-  mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image)
-  mkportable cat IMAGE PATH                    print a file from a squashfs image
+  mkportable ls IMAGE [PATH]                   list a squashfs image (any squashfs 4.0 image, or a DDI's root)
+  mkportable cat IMAGE PATH                    print a file from a squashfs image (or a DDI's root)
   mkportable pack DIR IMAGE [--squash-compression C] [--squash-block-size B] [--all-root] [--mksquashfs]
                                                squashfs of a whole folder, owners and times kept
   mkportable --help | --version
@@ -182,12 +182,15 @@ async function readImageCommand(cmd: 'ls' | 'cat', args: string[]): Promise<numb
   if (cmd === 'ls' && (positionals.length < 1 || positionals.length > 2)) throw new UsageError('ls takes an image and an optional path');
   if (cmd === 'cat' && positionals.length !== 2) throw new UsageError('cat takes an image and a path');
   const { listCommand, openImage } = await import('../squashfs/read/index.js');
-  if (cmd === 'ls') {
-    process.stdout.write(await listCommand(positionals[0], positionals[1]));
-    return 0;
-  }
-  const image = await openImage(positionals[0]);
+  const { rootFileSystem } = await import('../inspect/verity.js');
+  // A DDI: its root partition's squashfs.
+  const partition = await rootFileSystem(positionals[0]);
+  const image = await openImage(positionals[0], partition ? { partition } : {});
   try {
+    if (cmd === 'ls') {
+      process.stdout.write(await listCommand(image, positionals[1]));
+      return 0;
+    }
     for await (const chunk of image.createReadStream(positionals[1])) {
       if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
     }

@@ -201,11 +201,7 @@ async function inspectDdi(file: string, fh: FileHandle, size: number, opts: Veri
   if (await exists(sidecar(file, '.verity'))) {
     problems.add('error', 'ddi-sidecar-verity', `${path.basename(sidecar(file, '.verity'))} beside a partitioned image: systemd refuses it ("external verity data only for single file systems")`);
   }
-  const parts: DpsPart[] = [];
-  for (const p of gpt.partitions) {
-    const t = dpsPartitionType(p.type);
-    if (t) parts.push({ ...p, arch: t.arch.name, role: t.role });
-  }
+  const parts = dpsParts(gpt.partitions);
   const roots = parts.filter((p) => p.role === 'root');
   const arch = pickArchitecture(roots, opts.architecture);
   if (!arch) {
@@ -288,6 +284,38 @@ async function inspectDdi(file: string, fh: FileHandle, size: number, opts: Veri
     rootHash, facts, problems, where: `${base}: verity partition ${v.index}`,
   });
   return { facts, root: rootRange, problems: problems.list };
+}
+
+/**
+ * Where the squashfs of `file` is: the root partition systemd would pick in a DDI (host architecture, else its
+ * secondary, else the only one; or `architecture`), undefined for a plain image. No checks: for ls and cat.
+ */
+export async function rootFileSystem(file: string, architecture?: string): Promise<{ offset: number; size: number } | undefined> {
+  const fh = await fs.open(file, 'r').catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT' || e.code === 'ENOTDIR') throw new MkportableError('PATH_NOT_FOUND', `${file}: no such file`, file);
+    throw new MkportableError('SOURCE_READ', `${file}: cannot open (${e.code ?? e.message})`, file);
+  });
+  try {
+    const size = (await fh.stat()).size;
+    if (!looksLikeGpt(await readAt(fh, 0, 1024))) return undefined;
+    const gpt = await parseGpt((o, n) => readAt(fh, o, n), size);
+    const roots = dpsParts(gpt.partitions).filter((p) => p.role === 'root');
+    const arch = pickArchitecture(roots, architecture);
+    const root = roots.find((r) => r.arch === arch);
+    if (!root) throw new MkportableError('IMAGE_UNSUPPORTED', `${path.basename(file)}: a partitioned image without a root partition${architecture ? ` for ${architecture}` : ''}`, file);
+    return { offset: Number(root.firstLba) * SECTOR, size: Number(root.lastLba - root.firstLba + 1n) * SECTOR };
+  } finally {
+    await fh.close();
+  }
+}
+
+function dpsParts(partitions: (GptPartition & { index: number })[]): DpsPart[] {
+  const parts: DpsPart[] = [];
+  for (const p of partitions) {
+    const t = dpsPartitionType(p.type);
+    if (t) parts.push({ ...p, arch: t.arch.name, role: t.role });
+  }
+  return parts;
 }
 
 /** Find the root file system of `file` and judge its verity. Throws IMAGE_UNSUPPORTED for files that are neither squashfs nor GPT. */

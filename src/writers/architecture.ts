@@ -25,26 +25,26 @@ async function elfHeader(tree: ImageTree, p: string): Promise<Uint8Array | undef
 }
 
 export async function detectArchitecture(tree: ImageTree, warnings: BuildWarning[]): Promise<string> {
-  const executables = new Map<string, number>();
-  const others = new Map<string, number>();
+  const files = walkTree(tree).filter((p) => tree.entries.get(p)!.type === 'file');
   const unknown = new Set<number>();
-  for (const p of walkTree(tree)) {
-    const e = tree.entries.get(p)!;
-    if (e.type !== 'file') continue;
-    const head = await elfHeader(tree, p);
-    if (!head || !isElfMagic(head)) continue;
-    const cls = head[4] === 2 ? 64 : 32;
-    const endian = head[5] === 2 ? 'big' : 'little';
-    const machine = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint16(18, endian === 'little');
-    const arch = architectureOfElf(machine, cls, endian);
-    if (!arch) {
-      unknown.add(machine);
-      continue;
+  // Executables first: only when none is an ELF file are the other files read (a header each).
+  const count = async (paths: string[]) => {
+    const counts = new Map<string, number>();
+    for (const p of paths) {
+      const head = await elfHeader(tree, p);
+      if (!head || !isElfMagic(head)) continue;
+      const cls = head[4] === 2 ? 64 : 32;
+      const endian = head[5] === 2 ? 'big' : 'little';
+      const machine = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint16(18, endian === 'little');
+      const arch = architectureOfElf(machine, cls, endian);
+      if (arch) counts.set(arch, (counts.get(arch) ?? 0) + 1);
+      else unknown.add(machine);
     }
-    const counts = e.mode & 0o111 ? executables : others;
-    counts.set(arch, (counts.get(arch) ?? 0) + 1);
-  }
-  const counts = executables.size ? executables : others;
+    return counts;
+  };
+  const isExecutable = (p: string) => (tree.entries.get(p)!.mode & 0o111) !== 0;
+  let counts = await count(files.filter(isExecutable));
+  if (counts.size === 0) counts = await count(files.filter((p) => !isExecutable(p)));
   if (counts.size === 0) {
     if (unknown.size) {
       throw new MkportableError('ARCHITECTURE_UNKNOWN', `the image's ELF files are for machine ${[...unknown].join(', ')}, which has no DPS partition type; set 'architecture'`, 'architecture');
