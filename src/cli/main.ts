@@ -226,7 +226,7 @@ async function inspect(args: string[]): Promise<number> {
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let architecture: string | undefined;
   if (values.architecture !== undefined) {
-    const { canonicalArchitecture, ARCHITECTURE_NAMES } = await import('../writers/architecture.js');
+    const { canonicalArchitecture, ARCHITECTURE_NAMES } = await import('../formats/dps.js');
     architecture = canonicalArchitecture(values.architecture as string);
     if (!architecture) throw new UsageError(`--architecture: '${values.architecture}' is not one of ${ARCHITECTURE_NAMES.join(', ')}`);
   }

@@ -7,7 +7,7 @@ import { validatePname, validateVersion } from '../systemd/portabled.js';
 import { parseCompression } from '../compress/registry.js';
 import type { Backend } from '../writers/index.js';
 import { parseFromSpec } from './from-spec.js';
-import { ARCHITECTURE_NAMES, canonicalArchitecture } from '../writers/architecture.js';
+import { ARCHITECTURE_NAMES, canonicalArchitecture } from '../formats/dps.js';
 import type { ImageFormat } from '../writers/container.js';
 
 /** Options after validation, with defaults applied: what the build steps read. Frozen: no step changes them. */

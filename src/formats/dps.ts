@@ -42,6 +42,16 @@ export function dpsArchitecture(name: string): DpsArchitecture | undefined {
   return DPS_ARCHITECTURES.find((a) => a.name === name);
 }
 
+export const ARCHITECTURE_NAMES = DPS_ARCHITECTURES.map((a) => a.name);
+
+const ALIASES: Record<string, string> = { amd64: 'x86-64', x86_64: 'x86-64', aarch64: 'arm64', i386: 'x86', i686: 'x86', ppc64le: 'ppc64-le', ppc64el: 'ppc64-le' };
+
+/** A user's architecture name in systemd's spelling (aliases such as amd64 and aarch64 are accepted); undefined if unknown. */
+export function canonicalArchitecture(name: string): string | undefined {
+  const n = ALIASES[name] ?? name;
+  return dpsArchitecture(n) ? n : undefined;
+}
+
 export type DpsRole = 'root' | 'verity' | 'verity-sig';
 
 /** Which architecture and role a partition type GUID stands for. */

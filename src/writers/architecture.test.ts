@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalArchitecture, detectArchitecture } from './architecture.js';
+import { detectArchitecture } from './architecture.js';
+import { canonicalArchitecture } from '../formats/dps.js';
 import { createTree } from '../plan/tree.js';
 import { addEntry } from '../plan/add.js';
 import { hostArchitecture } from '../formats/dps.js';

@@ -3,19 +3,9 @@
  * file when no executable is one), the most common one winning; the build host's when the image holds no ELF.
  */
 import { MkportableError, type BuildWarning } from '../errors.js';
-import { architectureOfElf, dpsArchitecture, hostArchitecture, DPS_ARCHITECTURES } from '../formats/dps.js';
+import { architectureOfElf, hostArchitecture } from '../formats/dps.js';
 import { isElfMagic } from '../formats/elf.js';
 import { walkTree, type ImageTree } from '../plan/tree.js';
-
-const ALIASES: Record<string, string> = { amd64: 'x86-64', x86_64: 'x86-64', aarch64: 'arm64', i386: 'x86', i686: 'x86', ppc64le: 'ppc64-le', ppc64el: 'ppc64-le' };
-
-/** A user's architecture name in systemd's spelling (aliases such as amd64 and aarch64 are accepted); undefined if unknown. */
-export function canonicalArchitecture(name: string): string | undefined {
-  const n = ALIASES[name] ?? name;
-  return dpsArchitecture(n) ? n : undefined;
-}
-
-export const ARCHITECTURE_NAMES = DPS_ARCHITECTURES.map((a) => a.name);
 
 async function elfHeader(tree: ImageTree, p: string): Promise<Uint8Array | undefined> {
   const e = tree.entries.get(p);
