@@ -21,6 +21,10 @@ const FORBIDDEN: Record<string, string[]> = {
   layout: ['closure', 'units', 'writers', 'inspect', 'try', 'cli', 'build.ts', 'pack.ts'],
   writers: ['sources', 'closure', 'units', 'layout', 'inspect', 'try', 'cli', 'build.ts', 'pack.ts'],
   inspect: ['layout', 'writers', 'try', 'cli', 'build.ts', 'pack.ts'],
+  packages: ['closure', 'units', 'layout', 'writers', 'inspect', 'try', 'publish', 'sbom', 'cli', 'build.ts', 'pack.ts'],
+  sbom: ['closure', 'units', 'layout', 'writers', 'inspect', 'try', 'publish', 'cli', 'build.ts', 'pack.ts'],
+  publish: ['plan', 'sources', 'closure', 'units', 'layout', 'writers', 'inspect', 'try', 'cli', 'build.ts', 'pack.ts'],
+  try: ['plan', 'closure', 'units', 'layout', 'writers', 'publish', 'sbom', 'cli', 'build.ts', 'pack.ts'],
 };
 /** Modules every stage may use. */
 const BASE = ['errors.ts'];

@@ -4,35 +4,45 @@
  * image and check it by inspect's rules, then put the container around it (verity sidecars or a DDI). Each step
  * takes and returns plain data.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { MkportableError, type BuildWarning } from './errors.js';
+import { asMkportableError, MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
 import { resolveOptions, type ResolvedOptions } from './config/resolve.js';
 import { createTree, walkTree, type Entry, type ImageTree } from './plan/tree.js';
 import { addEntry } from './plan/add.js';
 import type { Source } from './sources/source.js';
 import { hostSource } from './sources/host.js';
+import { dpkgPackageFiles } from './sources/dpkg.js';
 import { loadUnits, withServiceLine, type LoadedUnit } from './units/load.js';
 import { parseUnitFile } from './formats/unitfile.js';
 import { argumentPrograms, locateNamed, locateProgram, programWhere, unitPrograms, type UnitProgram } from './units/programs.js';
 import { unitDirectories } from './units/directories.js';
-import { addContentNeeds, addLdConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
-import { IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, USERDB_BIND, UNIT_SEARCH_DIRS, isPortableUnitType, unitMatchesPrefix } from './systemd/portabled.js';
+import { addContentNeeds, addLoaderConfig, addPath, createClosure, FILES_REASON, type Closure } from './closure/resolve.js';
+import {
+  EXTENSION_UNIT_DIR, IMAGE_UNIT_DIR, NSS_SYSTEMD_LIBRARY, OS_RELEASE_PATHS, SYSTEMD_DEFAULT_PATH, UNIT_SEARCH_DIRS, USERDB_BIND, isPortableUnitType, unitMatchesPrefix, type ImageKind,
+} from './systemd/portabled.js';
 import { globMatcher } from './plan/glob.js';
+import { addExtensionRelease, extensionReleaseFields, openBase, pruneAgainstBase, requireMatchingBase, type OpenedBase } from './layout/layers.js';
+import { overlaySource } from './sources/overlay.js';
 import { addFile, addMinimalEtc, addMountPoints, SKELETON_DIRS, SKELETON_FILES } from './layout/skeleton.js';
 import { osReleaseFields, readSourceOs } from './layout/osrelease.js';
 import { renderOsRelease } from './formats/osrelease.js';
 import { writeImage, type Backend } from './writers/index.js';
+import { prepareOutDir } from './writers/out-dir.js';
 import { inspectPath, type Problem } from './inspect/index.js';
+import { inspectStackPaths } from './inspect/stack.js';
 import { openFrom, type OpenedFrom } from './sources/from.js';
+import { readPackageDb, type DistroPackage } from './packages/db.js';
+import { spdxForImage } from './sbom/spdx.js';
+import { writeContainer, type ImageFormat } from './writers/container.js';
+import { loadSigningKeys, type SigningKeys } from './writers/signing.js';
+import { detectArchitecture } from './writers/architecture.js';
+import { packageRoot } from './package-root.js';
 import { planFromSource } from './plan/from-source.js';
 import { makeRoom, removeEntry } from './plan/edit.js';
 import { keepSourceOwners } from './plan/owners.js';
 import { unitFromImageConfig, type GeneratedUnit } from './units/from-image-config.js';
-import { writeContainer, type ImageFormat } from './writers/container.js';
-import { loadSigningKeys, type SigningKeys } from './writers/signing.js';
-import { detectArchitecture } from './writers/architecture.js';
 
 export interface BuildFile {
   path: string;
@@ -45,6 +55,21 @@ export interface BuildFile {
   origin: string;
   /** Why it is in the image. */
   reason: string;
+  /** The distribution package that installed it in the source (dpkg's or apk's id, e.g. `libc6:amd64`), when known. */
+  package?: string;
+}
+
+/** A distribution package some of the image's files come from. */
+export interface BuildPackage {
+  id: string;
+  name: string;
+  version: string;
+  architecture: string;
+  manager: 'dpkg' | 'apk';
+  sourcePackage?: string;
+  license?: string;
+  /** How many of the image's entries it installed. */
+  files: number;
 }
 
 export interface BuildResult {
@@ -68,9 +93,16 @@ export interface BuildResult {
   excluded: { path: string; size: number }[];
   /** Bytes the image does not carry because of `exclude`: the excluded files and what only they needed. */
   excludedBytes: number;
+  /** What was built: portable, extension, sysext or confext. */
+  kind: ImageKind;
+  /** Layered images: the extension-release keys (os-release stays empty), and what the base already held. */
+  extensionRelease?: Record<string, string>;
+  base?: { image: string; osRelease: Record<string, string>; provided: string[] };
+  /** Packages of the source's package database (dpkg, apk) that files of the image belong to, sorted by id. */
+  packages: BuildPackage[];
   /** 'squashfs': `image` is the squashfs (with sidecars when verity is on); 'ddi': a GPT disk image holding it. */
   format: ImageFormat;
-  /** Every file written (sidecars first, the image last). */
+  /** Every file written (sidecars and the SBOM first, the image last). */
   outputs: string[];
   /** The dm-verity root hash, lowercase hex, when verity is on. */
   rootHash?: string;
@@ -85,6 +117,8 @@ export interface BuildHooks {
   progress?: (step: string) => void;
   /** Where binaries come from; the build host by default. */
   source?: Source;
+  /** Also write an SPDX 2.3 JSON SBOM of the image to this file (written and renamed together with the image). */
+  sbom?: string;
 }
 
 /** Build a portable service image: the typed library entry point behind `mkportable build`. */
@@ -92,41 +126,115 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   const step = hooks.progress ?? (() => {});
   step('checking options');
   const opts = resolveOptions(options);
-  const signing = await loadSigningKeys(opts);
-  const input = await openInput(opts, hooks, step);
   try {
+    // A signing key that does not belong to its certificate stops the build before anything is read.
+    const signing = await loadSigningKeys(opts);
+    // A base that cannot be read, or that the extension does not match, stops the build before anything is made.
+    const base = await openBaseImage(opts, step);
+    try {
+      if (base) await planExtensionRelease(opts, undefined, base);
+      await prepareOutDir(opts.outDir);
+      return await buildSteps(opts, hooks, step, base, signing);
+    } finally {
+      await base?.close();
+    }
+  } catch (e) {
+    throw asMkportableError(e, (file) => (file !== undefined && isInside(file, opts.outDir) ? 'OUTPUT_FAILED' : 'SOURCE_READ'));
+  }
+}
+
+const isInside = (file: string, dir: string) => path.resolve(file).startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+
+/** The steps, once the options are resolved and the output folder is known to take the image. */
+async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void, base: OpenedBase | undefined,
+  signing: SigningKeys | undefined): Promise<BuildResult> {
+  let input: Input | undefined;
+  try {
+    input = await openInput(opts, hooks, step);
+    const release = await planExtensionRelease(opts, input.source, base);
     const generated = await generateUnit(opts, input);
     const loaded = await loadUnits([...opts.units, ...(generated ? [generated.unit] : [])], opts.baseDir, opts.pname);
     const units = opts.dynamicUserLookup ? loaded.map(withUserdbAccess) : loaded;
 
     step('planning the image');
-    const osRelease = await planOsRelease(opts, input.source);
+    const osRelease = release ? [] : await planOsRelease(opts, input.source);
     const { tree, warnings } = await planTree(opts, input, units);
-    planSkeleton(tree, opts, units, osRelease);
+    if (release) planExtension(tree, opts, units, release);
+    else planSkeleton(tree, opts, units, osRelease);
 
     step('resolving the closure');
     const contents = [...opts.contents, ...(generated && opts.closure === 'minimal' ? generated.contents : [])];
-    const closure = await resolveClosure(tree, opts, input.source, units, contents);
-    const nssSystemd = opts.dynamicUserLookup && (await addNssSystemd(closure, units));
+    const closure = await resolveClosure(tree, opts, input, base, units, contents);
+    const nssSystemd = opts.kind === 'portable' && opts.dynamicUserLookup && (await addNssSystemd(closure, units));
     await finishTree(tree, opts, input, nssSystemd);
     const excluded = await leaveOutExcluded(closure, opts);
+    if (loaderConfigOf(opts, input) === 'written') {
+      step('writing the loader configuration');
+      await addLoaderConfig(closure);
+    }
+    const provided = release ? await pruneAgainstBase(tree, base?.source, opts.kind, new Set(units.map((u) => unitPath(opts, u)))) : [];
+
     const architecture = opts.format === 'ddi' ? opts.architecture ?? (await detectArchitecture(tree, closure.warnings)) : undefined;
 
-    const written = await writeChecked(tree, opts, step, { signing, architecture });
+    const files = listFiles(tree);
+    step('naming the packages files come from');
+    const packages = await attributePackages(files, input.source);
+
+    const sbom = hooks.sbom;
+    const written = await writeChecked(tree, opts, step, { signing, architecture }, base, sbom === undefined ? undefined : async (tmp, w) => {
+      step(`writing the SBOM ${sbom}`);
+      const doc = await spdxForImage({ imageFile: tmp, result: { name: w.name, sha256: w.sha256, files, packages, osRelease: Object.fromEntries(osRelease) }, created: opts.mtime, toolVersion: toolVersion() });
+      return { data: JSON.stringify(doc, null, 2) + '\n', file: path.resolve(sbom) };
+    });
     return {
       ...written,
       backend: opts.backend,
+      kind: opts.kind,
+      ...(release ? { extensionRelease: release } : {}),
+      ...(base ? { base: { image: base.file, osRelease: base.osRelease, provided } } : {}),
       units: units.map((u) => u.name),
       osRelease: Object.fromEntries(osRelease),
-      files: listFiles(tree),
+      files,
       warnings: [...warnings, ...closure.warnings],
       ...excluded,
       nixStorePaths: [...(closure.nix?.done ?? [])].sort(),
       bytesScanned: closure.nix?.stats.bytesScanned ?? 0,
+      packages,
     };
   } finally {
-    await input.close();
+    await input?.close();
   }
+}
+
+/** The base an extension is built against, opened first: a base that cannot be read stops the build before any work. */
+async function openBaseImage(opts: ResolvedOptions, step: (s: string) => void): Promise<OpenedBase | undefined> {
+  if (!opts.base) return undefined;
+  step(`reading the base ${opts.base}`);
+  return openBase(opts.base);
+}
+
+/** Layered kinds: the extension-release keys, checked against the base's os-release now, before any work. */
+async function planExtensionRelease(opts: ResolvedOptions, source: Source | undefined, base: OpenedBase | undefined): Promise<Record<string, string> | undefined> {
+  if (opts.kind === 'portable') return undefined;
+  const fields = extensionReleaseFields({
+    kind: opts.kind, pname: opts.pname, version: opts.version, description: opts.description, prefixes: [opts.pname],
+    base: base?.osRelease, sourceOs: base || !source ? {} : await readSourceOs(source), overrides: opts.osRelease,
+  });
+  if (base) requireMatchingBase(fields, base, opts.kind);
+  return fields;
+}
+
+/** Where a unit goes: extensions keep theirs inside the hierarchy the overlay covers. */
+function unitPath(opts: ResolvedOptions, u: LoadedUnit): string {
+  const dir = opts.kind === 'portable' ? IMAGE_UNIT_DIR : opts.kind === 'confext' ? '/etc/systemd/system' : EXTENSION_UNIT_DIR;
+  return `${dir}/${u.name}`;
+}
+
+/** An extension carries no os-release and no mount points (the base does): its extension-release and its units. */
+function planExtension(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[], release: Record<string, string>): void {
+  addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
+  addExtensionRelease(tree, opts.kind, `${opts.pname}_${opts.version}`, release, opts.mtime);
+  addUnitFiles(tree, opts, units);
 }
 
 /** Where binaries come from: what `from` names, hooks.source, or the build host. */
@@ -161,7 +269,7 @@ async function planOsRelease(opts: ResolvedOptions, source: Source): Promise<[st
 
 /** The tree the skeleton and the closure are added to: the whole rootfs with closure "full", else empty. */
 async function planTree(opts: ResolvedOptions, input: Input, units: LoadedUnit[]): Promise<{ tree: ImageTree; warnings: BuildWarning[] }> {
-  if (!input.from || opts.closure !== 'full') return { tree: createTree(), warnings: [] };
+  if (!wholeRootfs(opts, input)) return { tree: createTree(), warnings: [] };
   const tree = await planWholeRootfs(input.source, opts.mtime, units);
   return { tree, warnings: opts.keepSourceUnits ? [] : leaveOutSourceUnits(tree, opts.pname, units) };
 }
@@ -202,9 +310,13 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
   addEntry(tree, '/', { type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: opts.mtime, reason: 'root', origin: 'generated' });
   addMountPoints(tree, opts.mtime);
   addFile(tree, OS_RELEASE_PATHS[0], renderOsRelease(osRelease), opts.mtime, 'os-release');
+  addUnitFiles(tree, opts, units);
+}
+
+function addUnitFiles(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[]): void {
   for (const u of units) {
     const data = new TextEncoder().encode(u.text);
-    addEntry(tree, `${IMAGE_UNIT_DIR}/${u.name}`, {
+    addEntry(tree, unitPath(opts, u), {
       type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: opts.mtime, reason: 'unit', origin: u.origin,
       size: data.length, content: { kind: 'bytes', data },
     });
@@ -214,15 +326,37 @@ function planSkeleton(tree: ImageTree, opts: ResolvedOptions, units: LoadedUnit[
   }
 }
 
-/** What units, contents and symlinks need, and the runtime linker's configuration when a program is dynamic. */
-async function resolveClosure(tree: ImageTree, opts: ResolvedOptions, source: Source, units: LoadedUnit[], contents: readonly string[]): Promise<Closure> {
-  const closure = createClosure(source, tree, opts.mtime, [], { nixStore: true, exclude: globMatcher(opts.exclude) });
+/**
+ * What files, units, contents, symlinks and packages need, found with the loader configuration the image will run
+ * with (loaderConfigOf); when mkportable writes it, that happens once the tree is complete (addLoaderConfig).
+ */
+async function resolveClosure(
+  tree: ImageTree, opts: ResolvedOptions, input: Input, base: OpenedBase | undefined, units: LoadedUnit[], contents: readonly string[],
+): Promise<Closure> {
+  const source = base ? overlaySource([input.source, base.source], `${input.source.name}+${base.source.name}`) : input.source;
+  const written = loaderConfigOf(opts, input) === 'written';
+  const closure = createClosure(source, tree, opts.mtime, [], {
+    nixStore: true, exclude: globMatcher(opts.exclude), ldCache: written ? 'build' : 'image', ldCacheSource: base?.source ?? input.source,
+  });
   await placeFiles(closure, opts);
   await addUnitPrograms(closure, units);
   await addContents(closure, contents, opts.symlinks);
-  await addLdConfig(closure);
+  await addPackages(closure, opts.packages);
   return closure;
 }
+
+/**
+ * Whose loader configuration (/etc/ld.so.cache, musl's path file) the programs will run with: a portable image's
+ * own, which mkportable writes for it; with closure "full" the rootfs's, as it is; an extension's /etc is not
+ * overlaid, so its base's (or, without a base, the source's, e.g. the host a sysext is merged into).
+ */
+function loaderConfigOf(opts: ResolvedOptions, input: Input): 'written' | 'kept' | 'base' {
+  if (opts.kind !== 'portable') return 'base';
+  return wholeRootfs(opts, input) ? 'kept' : 'written';
+}
+
+/** closure "full" from a rootfs: the image is that rootfs, as it is, plus the skeleton. */
+const wholeRootfs = (opts: ResolvedOptions, input: Input) => input.from !== undefined && opts.closure === 'full';
 
 async function addUnitPrograms(c: Closure, units: LoadedUnit[]): Promise<void> {
   for (const u of units) {
@@ -275,6 +409,18 @@ async function addContents(c: Closure, contents: readonly string[], symlinks: re
   for (const { object, symlink } of symlinks) {
     if ((await addPath(c, object, why(`object of symlink ${symlink}`), true)) === null) {
       throw new MkportableError('PATH_NOT_FOUND', `symlinks: object '${object}' of '${symlink}' does not exist in ${c.source.name}`, object);
+    }
+  }
+}
+
+/**
+ * `packages`: what dpkg lists for each, like a `contents` folder's files (missing dependencies are warnings);
+ * listed paths the source lacks are skipped, as dpkg lists diverted and since-removed files too.
+ */
+async function addPackages(c: Closure, packages: readonly string[]): Promise<void> {
+  for (const name of packages) {
+    for (const p of await dpkgPackageFiles(c.source, name)) {
+      await addPath(c, p, { reason: `package ${name}`, strict: false, envPath: SYSTEMD_DEFAULT_PATH });
     }
   }
 }
@@ -382,7 +528,7 @@ async function addNssSystemd(c: Closure, units: LoadedUnit[]): Promise<boolean> 
 async function finishTree(tree: ImageTree, opts: ResolvedOptions, input: Input, nssSystemd: boolean): Promise<void> {
   if (input.from && opts.closure !== 'full') await keepSourceOwners(tree, input.source);
   addSymlinks(tree, opts);
-  addMinimalEtc(tree, opts.mtime, nssSystemd);
+  if (opts.kind === 'portable') addMinimalEtc(tree, opts.mtime, nssSystemd);
 }
 
 function addSymlinks(tree: ImageTree, opts: ResolvedOptions): void {
@@ -409,24 +555,26 @@ interface Written {
   architecture?: string;
 }
 
-/**
- * Write the image under a temporary name, check it, put the container around it, and rename every output into
- * place only when all is well.
- */
+/** A file made from the checked squashfs and the final image's sha256 (the SBOM), renamed into place together with it. */
+type Companion = (tmp: string, w: { name: string; sha256: string }) => Promise<{ data: string; file: string }>;
+
+/** Write the image under a temporary name, check it, and rename it (and its companion) into place only when all is well. */
 async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void,
-  output: { signing?: SigningKeys; architecture?: string }): Promise<Written> {
+  output: { signing?: SigningKeys; architecture?: string }, base?: OpenedBase, companion?: Companion): Promise<Written> {
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
-  await fs.mkdir(opts.outDir, { recursive: true });
-  const tmp = path.join(opts.outDir, `.${name}.raw.${process.pid}.${Date.now()}.tmp`);
+  // Not named after the image: `<pname>_<version>.raw` may take all 255 bytes a name can have.
+  const tmp = path.join(opts.outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
   try {
     await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
     });
-    const problems = opts.check ? await checkImage(tmp, `${name}.raw`) : [];
+    const problems = opts.check ? await checkImage(tmp, `${name}.raw`, opts, base) : [];
     if (opts.verity || opts.format === 'ddi') step(opts.format === 'ddi' ? `writing the disk image (${output.architecture})` : 'writing the verity sidecars');
-    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, ...output });
+    // The container writer renames the image, its sidecars and the companion into place together, or none of them.
+    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, ...output },
+      companion && ((squashfs, w) => companion(squashfs, { name, sha256: w.sha256 })));
     return {
       image: out.image, name, size: out.size, sha256: out.sha256, problems,
       format: out.format, outputs: out.outputs, rootHash: out.rootHash, signed: output.signing !== undefined, architecture: output.architecture,
@@ -438,13 +586,15 @@ async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: st
 }
 
 /** Judge the finished image as `mkportable inspect` would; errors stop the build before the image is renamed into place. */
-async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
+async function checkImage(tmp: string, fileName: string, opts: ResolvedOptions, base?: OpenedBase): Promise<Problem[]> {
+  // A sysext or confext, or an extension without a base, has no stack to judge: the layout rules were applied.
+  if (opts.kind !== 'portable' && !(opts.kind === 'extension' && base)) return [];
   // Inspect under the final name: the prefix portablectl derives comes from it.
   const dir = await fs.mkdtemp(path.join(path.dirname(tmp), '.check-'));
   const named = path.join(dir, fileName);
   await fs.link(tmp, named).catch(() => fs.copyFile(tmp, named));
   try {
-    const report = await inspectPath(named);
+    const report = await judgeImage(named, opts, base);
     const errors = report.problems.filter((p) => p.severity === 'error');
     if (errors.length) {
       const more = errors.length > 1 ? ` (and ${errors.length - 1} more; see mkportable inspect)` : '';
@@ -454,6 +604,35 @@ async function checkImage(tmp: string, fileName: string): Promise<Problem[]> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A portable image alone (a base with no units by the prefixes it names), or an extension on its base. */
+async function judgeImage(named: string, opts: ResolvedOptions, base?: OpenedBase): Promise<{ problems: Problem[] }> {
+  if (opts.kind === 'extension' && base) return inspectStackPaths(base.file, [named], { prefixes: [opts.pname] });
+  if (opts.units.length > 0 || opts.unitFromConfig) return inspectPath(named);
+  const prefixes = (opts.osRelease.PORTABLE_PREFIXES ?? '').split(/\s+/).filter(Boolean);
+  const report = await inspectPath(named, { prefixes });
+  return { problems: report.problems.filter((p) => p.rule !== 'no-matching-units') };
+}
+
+/** Names, per file taken from the source, the package that installed it there; lists those packages. */
+async function attributePackages(files: BuildFile[], source: Source): Promise<BuildPackage[]> {
+  const db = await readPackageDb(source);
+  if (!db) return [];
+  const counts = new Map<DistroPackage, number>();
+  const prefix = `${source.name}:`;
+  await Promise.all(files.map(async (f) => {
+    if (f.type === 'dir' || !f.origin.startsWith(prefix)) return;
+    const owner = await db.owner(f.origin.slice(prefix.length));
+    if (!owner) return;
+    f.package = owner.id;
+    counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  }));
+  return [...counts].map(([p, n]) => ({ ...p, files: n })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function toolVersion(): string {
+  return (JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function listFiles(tree: ImageTree): BuildFile[] {

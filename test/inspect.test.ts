@@ -124,6 +124,20 @@ const FIXTURES: Fixture[] = [
     reality: 'start-fails',
   },
   { name: 'small-blocks', blockSize: '4K', rules: ['block-size-small'], reality: 'runs' },
+  // glibc's loader ignores a cache it cannot read and searches its system directories, where the demo's libraries are.
+  { name: 'ld-cache-invalid', change: (r) => writeFileSync(path.join(r, 'etc/ld.so.cache'), 'not a cache\n'), rules: ['ld-cache-invalid'], reality: 'runs' },
+  {
+    // ld.so.conf names the new folder, but the loader only reads the cache, which still names the old place.
+    name: 'ld-so-conf-without-cache',
+    change: (r) => {
+      mkdirSync(path.join(r, 'opt/libs'), { recursive: true });
+      copyFileSync(path.join(r, 'usr/lib/x86_64-linux-gnu/libc.so.6'), path.join(r, 'opt/libs/libc.so.6'));
+      rmSync(path.join(r, 'usr/lib/x86_64-linux-gnu/libc.so.6'));
+      writeFileSync(path.join(r, 'etc/ld.so.conf'), '/opt/libs\n');
+    },
+    rules: ['library-missing'],
+    reality: 'start-fails',
+  },
 ];
 
 const ready = hasCommand('mksquashfs') && hasCommand('unsquashfs');

@@ -333,6 +333,14 @@ if (missing.length && !IN_CI) {
       for (const p of ['/usr/bin/memcached', '/usr/lib/x86_64-linux-gnu/libevent-2.1.so.7', '/lib64', '/srv/app/x', '/etc/ld.so.cache']) assert.ok(paths.has(p), `${p} is in the minimal image`);
       for (const p of ['/usr/bin/perl', '/usr/bin/systemctl', '/dev/null']) assert.ok(!paths.has(p), `${p} is not`);
       assert.ok(r.files.length < 150, `${r.files.length} entries`);
+      // Packages from the image's own dpkg database (layer 1); memcached was copied in by hand (layer 2).
+      const pkgOf = new Map(r.files.map((f) => [f.path, f.package]));
+      assert.equal(pkgOf.get('/usr/lib/x86_64-linux-gnu/libc.so.6'), 'libc6:amd64');
+      assert.equal(pkgOf.get('/usr/bin/memcached'), undefined);
+      const libc = sh('dpkg-query', [`--admindir=${expected}/rootfs/var/lib/dpkg`, '-W', '-f=${Version} ${Architecture}', 'libc6']);
+      const p = r.packages.find((x) => x.id === 'libc6:amd64');
+      assert.equal(`${p?.version} ${p?.architecture}`, libc.trim());
+      assert.ok(!paths.has('/var/lib/dpkg/status'), 'the minimal image carries no package database');
       const img = await openImage(r.image);
       try {
         const unit = Buffer.from(await img.readFile('/etc/systemd/system/mcmin.service')).toString();

@@ -13,8 +13,8 @@ test('npm pack lists only what runs', async () => {
   const r = await runCommand('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO });
   assert.equal(r.code, 0, r.stderr);
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0].files.map((f) => f.path).sort();
-  const roots = ['dist/src/', 'bin/', 'src/compress/native/'];
-  const loose = ['package.json', 'README.md', 'scripts/portabled-rootfs.sh'];
+  const roots = ['dist/src/', 'bin/', 'src/native/'];
+  const loose = ['package.json', 'README.md', 'scripts/portabled-rootfs.sh', 'binding.gyp'];
   for (const f of files) {
     assert.ok(loose.includes(f) || roots.some((r) => f.startsWith(r)), `${f} is in the package`);
     assert.doesNotMatch(f, /\.test\.|(^|\/)test\/|fixture|fuzz|testdata|test-data|\/build\//i, `${f} is test or build-time output`);
@@ -25,7 +25,8 @@ test('npm pack lists only what runs', async () => {
     }
   }
   for (const needed of ['bin/mkportable.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/bin.js', 'dist/src/squashfs/worker.js',
-    'src/compress/native/binding.gyp', 'src/compress/native/xz.c', 'src/compress/native/index.cjs', 'src/compress/native/package.json', 'scripts/portabled-rootfs.sh', 'README.md']) {
+    'dist/src/native/fs.js', 'binding.gyp', 'src/native/native.h', 'src/native/addon.c', 'src/native/xz.c', 'src/native/fs.c',
+    'src/native/index.cjs', 'scripts/portabled-rootfs.sh', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   }
 });

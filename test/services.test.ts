@@ -2,7 +2,7 @@
 // by env and sh -c, files placed at paths of the user's choosing, exclusions, and a rootfs's own units.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { portableService, type BuildResult } from '../src/index.js';
 import { MkportableError } from '../src/errors.js';
@@ -14,6 +14,12 @@ const unit = (name: string, service: string) => ({ name, text: `[Unit]\nDescript
 
 async function build(out: string, o: Record<string, unknown>): Promise<BuildResult> {
   return portableService({ pname: 'svc', version: '1', outDir: out, squashCompression: 'lz4', ...o } as never);
+}
+
+function writeUnit(dir: string): string {
+  const p = path.join(dir, 'svc.service');
+  writeFileSync(p, '[Service]\nExecStart=/usr/bin/sleep 1\n');
+  return p;
 }
 
 function filesOf(r: BuildResult): Map<string, BuildResult['files'][number]> {
@@ -270,4 +276,57 @@ test('dynamicUserLookup: false leaves nss-systemd, the systemd nsswitch entries 
   assert.match(await read(off.image, '/etc/nsswitch.conf'), /^passwd: files$/m);
   assert.ok(on.files.some((f) => f.path.endsWith('/libnss_systemd.so.2')));
   assert.ok(!off.files.some((f) => f.path.endsWith('/libnss_systemd.so.2')));
+});
+
+test('packages: a Debian package of the build host puts exactly the files dpkg lists for it into the image', async (t) => {
+  const out = tempDir(t);
+  const listed = readFileSync('/var/lib/dpkg/info/hostname.list', 'utf8').split('\n').filter((p) => p.startsWith('/') && p !== '/.');
+  const leaves = listed.filter((p) => !listed.some((q) => q.startsWith(`${p}/`)));
+  // Reached through /bin → usr/bin on a merged-/usr host: the image holds them at their real folder.
+  const real = new Set(leaves.map((p) => path.join(realpathSync(path.dirname(p)), path.basename(p))));
+  const r = await build(out, { units: [unit('svc.service', 'ExecStart=/usr/bin/sleep 1')], packages: ['hostname'] });
+  const fromPackage = r.files.filter((f) => f.reason === 'package hostname' && f.type !== 'dir').map((f) => f.path);
+  const viaLink = lstatSync('/bin').isSymbolicLink() ? ['/bin'] : [];
+  assert.deepEqual(new Set(fromPackage), new Set([...real, ...viaLink]));
+  const img = await openImage(r.image);
+  t.after(() => img.close());
+  for (const p of real) {
+    const st = await img.stat(p);
+    const host = lstatSync(p);
+    assert.equal(st.type, host.isSymbolicLink() ? 'symlink' : 'file', p);
+    if (host.isFile()) assert.equal(st.size, host.size, p);
+  }
+  const cli = await runCli(['build', '--pname', 'svc', '--version', '1', '--unit', writeUnit(out), '--package', 'hostname', '--squash-compression', 'lz4', '--out', path.join(out, 'cli'), '--json']);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.ok((JSON.parse(cli.stdout) as BuildResult).files.some((f) => f.reason === 'package hostname' && f.path.endsWith('/bin/hostname')));
+});
+
+test('packages: an unknown package fails in one line naming it, and leaves no image', async (t) => {
+  const out = tempDir(t);
+  const u = [unit('svc.service', 'ExecStart=/usr/bin/sleep 1')];
+  await rejectsWith(build(out, { units: u, packages: ['no-such-package-mkp'] }), 'PACKAGE_NOT_FOUND', /packages: 'no-such-package-mkp' is not installed in host/);
+  await rejectsWith(build(out, { units: u, packages: ['../etc/passwd'] }), 'CONFIG_INVALID', /not a Debian package name/);
+  assert.deepEqual(readdirSync(out), []);
+});
+
+test('packages from a rootfs: Multi-Arch names, folders only as parents, listed paths the rootfs lacks skipped', async (t) => {
+  const root = tempDir(t);
+  const out = tempDir(t);
+  mkdirSync(path.join(root, 'var/lib/dpkg/info'), { recursive: true });
+  mkdirSync(path.join(root, 'usr/share/tool/empty'), { recursive: true });
+  writeFileSync(path.join(root, 'usr/share/tool/data.txt'), 'data\n');
+  symlinkSync('data.txt', path.join(root, 'usr/share/tool/link'));
+  writeFileSync(path.join(root, 'var/lib/dpkg/info/libtool-data:amd64.list'),
+    ['/.', '/usr', '/usr/share', '/usr/share/tool', '/usr/share/tool/data.txt', '/usr/share/tool/link', '/usr/share/tool/diverted', '/usr/share/tool/empty', ''].join('\n'));
+  writeFileSync(path.join(root, 'var/lib/dpkg/info/other.list'), '/usr/share/tool/not-wanted\n');
+  writeFileSync(path.join(root, 'usr/share/tool/not-wanted'), 'x\n');
+  // The rootfs has no programs: the unit runs a file placed by `files`, which needs nothing.
+  const r = await build(out, {
+    from: `dir:${root}`, closure: 'minimal', units: [unit('svc.service', 'ExecStart=/usr/bin/svc')],
+    files: [{ path: '/usr/bin/svc', text: 'placeholder\n', mode: 0o755 }], packages: ['libtool-data'], check: false,
+  });
+  const fromPackage = r.files.filter((f) => f.reason === 'package libtool-data').map((f) => `${f.type}:${f.path}`).sort();
+  assert.deepEqual(fromPackage, ['dir:/usr/share', 'dir:/usr/share/tool', 'dir:/usr/share/tool/empty', 'file:/usr/share/tool/data.txt', 'symlink:/usr/share/tool/link']);
+  assert.equal(filesOf(r).has('/usr/share/tool/not-wanted'), false);
+  assert.equal(filesOf(r).has('/var/lib/dpkg/info/other.list'), false, 'nothing of the database goes in');
 });

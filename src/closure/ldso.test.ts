@@ -4,7 +4,10 @@ import { promises as fs, existsSync, readdirSync, realpathSync, statSync } from 
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
+import {
+  defaultLibDirs, expandOrigin, findLibrary, ldCacheEntries, loaderFor, loaderForLibrary, loaderProvides, readLdSoConf, type LdCacheModel,
+} from './ldso.js';
+import { lookupLdCache, parseLdCache, serializeLdCache } from '../formats/ldcache.js';
 import { realpathIn } from '../sources/realpath.js';
 import { readElfInfo, type ElfInfo } from '../formats/elf.js';
 import { directorySource, hostSource } from '../sources/host.js';
@@ -30,7 +33,7 @@ interface Loaded { path: string; real: string; info: ElfInfo; origin: string; lo
  * satisfied by a loaded object (by requested name or DT_SONAME, or the same file) is not searched again,
  * and the RPATH chain follows the object that first caused a load.
  */
-async function closure(source: Source, exe: string, ldSoConfDirs: string[], lib = HOST_LIB) {
+async function closure(source: Source, exe: string, cache?: LdCacheModel, systemDirs?: string[], lib = HOST_LIB) {
   const mainReal = (await realpathIn(source, exe))!;
   const main: Loaded = { path: exe, real: mainReal, info: await elfOf(source, mainReal), origin: path.posix.dirname(mainReal) };
   const byName = new Map<string, Loaded>();
@@ -59,7 +62,7 @@ async function closure(source: Source, exe: string, ldSoConfDirs: string[], lib 
         }
       }
       const requester = { class: main.info.class, machine: main.info.machine, endian: main.info.endian, rpathChain, runpath };
-      const found = await findLibrary({ source, name, requester, ldSoConfDirs });
+      const found = await findLibrary({ source, name, requester, cache, systemDirs });
       if (!found) { missing.add(name); continue; }
       const real = (await realpathIn(source, found))!;
       let o = byReal.get(real);
@@ -169,7 +172,9 @@ test('readLdSoConf: comments, hwcap, separators, relative and absolute include g
   await w('srv/extra.d/abx.conf', '/not/matched/by/question/mark\n');
   await fs.symlink('/srv/extra.d', path.join(root, 'etc/extra')); // absolute: must resolve inside root
   const src = directorySource(root);
-  assert.deepEqual(await readLdSoConf(src), ['/first/dir', '/from/10', '/from/20', '/a', '/b', '/c', '/d', '/from/extra']);
+  const files: string[] = [];
+  assert.deepEqual(await readLdSoConf(src, undefined, files), ['/first/dir', '/from/10', '/from/20', '/a', '/b', '/c', '/d', '/from/extra']);
+  assert.deepEqual(files, ['/etc/ld.so.conf', '/etc/ld.so.conf.d/10-a.conf', '/etc/ld.so.conf.d/20-b.conf', '/etc/extra/ax.conf']);
   assert.deepEqual(await readLdSoConf(src, '/etc/missing.conf'), []);
   assert.deepEqual(await readLdSoConf(src, '/etc/ld.so.conf.d/10-a.conf'), ['/from/10', '/first/dir']);
 });
@@ -210,16 +215,28 @@ const hostBinaries = (() => {
   return [...new Set(list.filter((p) => existsSync(p)).map((p) => realpathSync(p)))];
 })();
 
+/** The host's loader as the closure sees it, and its cache both ways: the real file, and the one we would write. */
+async function hostModels(source: Source) {
+  const interp = (await elfOf(source, realpathSync(process.execPath))).interpreter!;
+  const loader = await loaderFor(source, interp, { class: 64, machine: X86_64, flags: 0 });
+  const conf = await readLdSoConf(source);
+  const models: Array<[string, LdCacheModel | undefined]> = [['ld.so.conf', { dirs: [...conf, ...loader.systemDirs] }]];
+  if (existsSync('/etc/ld.so.cache')) models.push(['/etc/ld.so.cache', { file: parseLdCache(await fs.readFile('/etc/ld.so.cache'), '/etc/ld.so.cache') }]);
+  return { loader, models };
+}
+
 test('closure of host binaries matches ldd', { skip: (!LDD || !hostBinaries.length) && 'no ldd' }, async () => {
   const source = hostSource();
-  const conf = await readLdSoConf(source);
+  const { loader, models } = await hostModels(source);
   let compared = 0;
   for (const bin of hostBinaries) {
     const want = lddView(bin);
     if (!want.ok) continue; // static or not loadable here
-    const got = await closure(source, bin, conf);
-    assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${bin}\n${want.text}`);
-    assert.deepEqual([...got.missing].sort(), [...want.missing].sort(), bin);
+    for (const [label, cache] of models) {
+      const got = await closure(source, bin, cache, loader.systemDirs);
+      assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${bin} with ${label}\n${want.text}`);
+      assert.deepEqual([...got.missing].sort(), [...want.missing].sort(), bin);
+    }
     compared++;
   }
   assert.ok(compared >= 3, `compared ${compared}`);
@@ -227,7 +244,7 @@ test('closure of host binaries matches ldd', { skip: (!LDD || !hostBinaries.leng
 
 test('closure of a sample of /usr/bin (every 15th name) matches ldd', { skip: (!LDD || !existsSync('/usr/bin')) && 'no ldd' }, async () => {
   const source = hostSource();
-  const conf = await readLdSoConf(source);
+  const { loader, models } = await hostModels(source);
   const names = readdirSync('/usr/bin').sort().filter((_, i) => i % 15 === 0);
   let compared = 0;
   for (const n of names) {
@@ -241,8 +258,10 @@ test('closure of a sample of /usr/bin (every 15th name) matches ldd', { skip: (!
     if (head.toString('latin1') !== '\x7fELF') continue;
     const want = lddView(real);
     if (!want.ok) continue;
-    const got = await closure(source, real, conf);
-    assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${real}\n${want.text}`);
+    for (const [label, cache] of models) {
+      const got = await closure(source, real, cache, loader.systemDirs);
+      assert.deepEqual([...got.reals].sort(), [...want.reals].sort(), `${real} with ${label}\n${want.text}`);
+    }
     compared++;
   }
   // A few of the sampled names are scripts or links to the same file; most are dynamically linked ELF files.
@@ -339,7 +358,7 @@ function lddTreeView(exe: string): Map<string, string> {
 }
 
 async function treeView(exe: string, conf: string[] = []): Promise<Map<string, string>> {
-  const { byName, missing } = await closure(src, exe, conf);
+  const { byName, missing } = await closure(src, exe, { dirs: conf });
   const m = new Map<string, string>();
   for (const [name, o] of byName) if (/^lib(mid|dep)/.test(name) && !name.startsWith('/')) m.set(name, o.path);
   for (const name of missing) if (/^lib(mid|dep)/.test(name)) m.set(name, 'not found');
@@ -380,29 +399,29 @@ test('wrong class and wrong machine earlier in the path are skipped', { skip: !c
   // A bare 52-byte ELF32 header is shorter than an Elf64_Ehdr: ld.so fails on it rather than skipping.
   await fs.writeFile(R('opt/app/lib32/libstub.so'), fakeElf(32, 3, 52));
   await assert.rejects(
-    findLibrary({ source: src, name: 'libstub.so', requester: req64({ runpath: ['/opt/app/lib32'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'libstub.so', requester: req64({ runpath: ['/opt/app/lib32'] }), }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID' && /too short/.test(e.message),
   );
   await fs.rm(R('opt/app/lib32/libstub.so'));
-  const r32 = await findLibrary({ source: src, name: 'libmid.so', requester: { class: 32, machine: 3, rpathChain: [], runpath: ['/opt/app/lib', '/opt/app/lib32'] }, ldSoConfDirs: [] });
+  const r32 = await findLibrary({ source: src, name: 'libmid.so', requester: { class: 32, machine: 3, rpathChain: [], runpath: ['/opt/app/lib', '/opt/app/lib32'] }, });
   assert.equal(r32, '/opt/app/lib32/libmid.so');
 });
 
-test('a non-ELF file earlier in RUNPATH is fatal, as for ld.so; in ld.so.conf dirs it is skipped', { skip: !canBuild && 'needs gcc and ldd on x86_64 Linux' }, async () => {
+test('a non-ELF file earlier in RUNPATH is fatal, as for ld.so; the cache of ld.so.conf dirs leaves it out', { skip: !canBuild && 'needs gcc and ldd on x86_64 Linux' }, async () => {
   await assert.rejects(
-    findLibrary({ source: src, name: 'libmid.so', requester: req64({ runpath: ['/opt/app/junk', '/opt/app/lib'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'libmid.so', requester: req64({ runpath: ['/opt/app/junk', '/opt/app/lib'] }) }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID' && e.subject === '/opt/app/junk/libmid.so',
   );
   // A directory where a library is expected is also fatal for ld.so (EISDIR).
   await assert.rejects(
-    findLibrary({ source: src, name: 'lib', requester: req64({ runpath: ['/opt/app'] }), ldSoConfDirs: [] }),
+    findLibrary({ source: src, name: 'lib', requester: req64({ runpath: ['/opt/app'] }) }),
     (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID',
   );
   const junk = spawnSync('ldd', [R('opt/app/bin/junk-exe')], { encoding: 'utf8' });
   assert.match(junk.stdout + junk.stderr, /junk\/libmid\.so: (invalid ELF header|file too short)/);
   const conf = await readLdSoConf(src);
   assert.deepEqual(conf, ['/opt/app/junk', '/opt/app/lib32', '/opt/app/lib']);
-  assert.equal(await findLibrary({ source: src, name: 'libmid.so', requester: req64(), ldSoConfDirs: conf }), '/opt/app/lib/libmid.so');
+  assert.equal(await findLibrary({ source: src, name: 'libmid.so', requester: req64(), cache: { dirs: conf } }), '/opt/app/lib/libmid.so');
 });
 
 test('ld.so.conf directories (via an include glob) resolve the whole closure', { skip: !canBuild && 'needs gcc and ldd on x86_64 Linux' }, async () => {
@@ -416,7 +435,7 @@ test('default dirs, merged /usr, absolute links inside the source, names with a 
   await fs.symlink('usr/lib64', R('lib64'));
   await fs.symlink('/opt/app/lib/libdep.so.1.0', R('usr/lib64/libdep.so.1'));
   await fs.symlink('/usr/lib/x86_64-linux-gnu/libc.so.6', R('usr/lib64/libc.so.6')); // host-only target
-  const find = (name: string, over = {}) => findLibrary({ source: src, name, requester: req64(over), ldSoConfDirs: [] });
+  const find = (name: string, over = {}) => findLibrary({ source: src, name, requester: req64(over), });
   // /lib64 comes first and is a link to usr/lib64: the answer names the physical directory.
   assert.equal(await find('libdep.so.1'), '/usr/lib64/libdep.so.1');
   assert.equal(await find('libc.so.6'), undefined);
@@ -430,4 +449,121 @@ test('default dirs, merged /usr, absolute links inside the source, names with a 
   await fs.rm(R('lib64'));
   await fs.rm(R('usr/lib64/libdep.so.1'));
   await fs.rm(R('usr/lib64/libc.so.6'));
+});
+
+// ---------------------------------------------------------------------------------------------------
+// the image's own loader
+
+const LDCONFIG = ['/usr/sbin/ldconfig', '/sbin/ldconfig'].find(existsSync);
+const MUSL_LIBC = ['/usr/lib/x86_64-linux-musl/libc.so', '/lib/x86_64-linux-musl/libc.so'].find(existsSync);
+
+test('the host glibc loader: system directories as `ld.so --help` lists them, its soname, $LIB and cache', { skip: !existsSync('/lib64/ld-linux-x86-64.so.2') && 'no x86-64 glibc' }, async () => {
+  const loader = await loaderFor(hostSource(), '/lib64/ld-linux-x86-64.so.2', { class: 64, machine: X86_64, flags: 0 });
+  const help = spawnSync('/lib64/ld-linux-x86-64.so.2', ['--help'], { encoding: 'utf8' }).stdout;
+  assert.deepEqual(loader.systemDirs, [...help.matchAll(/^\s+(\/\S*) \(system search path\)$/gm)].map((m) => m[1]));
+  assert.equal(loader.kind, 'glibc');
+  assert.equal(loader.soname, 'ld-linux-x86-64.so.2');
+  assert.equal(loader.cachePath, '/etc/ld.so.cache');
+  assert.equal(loader.cacheFlags, 0x303);
+  if (HOST_LIB) assert.equal(loader.lib, HOST_LIB);
+  assert.ok(loaderProvides(loader, 'ld-linux-x86-64.so.2'));
+  assert.ok(!loaderProvides(loader, 'libc.so.6'));
+  // A loader that is not there: the neutral guess, and the message says so.
+  const missing = await loaderFor(directorySource(os.tmpdir()), '/lib64/ld-linux-x86-64.so.2', { class: 64, machine: X86_64, flags: 0 });
+  assert.deepEqual(missing.systemDirs, defaultLibDirs(64, X86_64));
+  assert.match(missing.systemDirsFrom, /^assumed \(\/lib64\/ld-linux-x86-64.so.2 is not in dir:/);
+});
+
+test('musl: the path file beside the loader\'s prefix, else the built-in default; libc and friends are the loader', async (t) => {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'musl-rules-'));
+  t.after(() => fs.rm(root, { recursive: true, force: true }));
+  const w = async (p: string, data: string | Uint8Array) => {
+    await fs.mkdir(path.dirname(path.join(root, p)), { recursive: true });
+    await fs.writeFile(path.join(root, p), data);
+  };
+  const libc = MUSL_LIBC ? await fs.readFile(MUSL_LIBC) : fakeElf(64, X86_64);
+  await w('lib/ld-musl-x86_64.so.1', libc);
+  await w('usr/lib/ld-musl-x86_64.so.1', libc);
+  const s = directorySource(root);
+  const req = { class: 64 as const, machine: X86_64, flags: 0 };
+  let l = await loaderFor(s, '/lib/ld-musl-x86_64.so.1', req);
+  assert.equal(l.kind, 'musl');
+  assert.equal(l.pathFile, '/etc/ld-musl-x86_64.path');
+  assert.deepEqual(l.systemDirs, ['/lib', '/usr/local/lib', '/usr/lib']);
+  assert.match(l.systemDirsFrom, /built-in default/);
+  await w('etc/ld-musl-x86_64.path', '/opt/lib\n/usr/lib/:relative\n\n/opt/lib\n');
+  l = await loaderFor(s, '/lib/ld-musl-x86_64.so.1', req);
+  assert.deepEqual(l.systemDirs, ['/opt/lib', '/usr/lib', '/relative']);
+  assert.equal(l.systemDirsFrom, '/etc/ld-musl-x86_64.path');
+  // The prefix is the loader's folder's parent: /usr/lib/ld-musl-… reads /usr/etc/….
+  l = await loaderFor(s, '/usr/lib/ld-musl-x86_64.so.1', req);
+  assert.equal(l.pathFile, '/usr/etc/ld-musl-x86_64.path');
+  assert.deepEqual(l.systemDirs, ['/lib', '/usr/local/lib', '/usr/lib']);
+  // An empty path file, or one that cannot be read, leaves an empty search path.
+  await w('usr/etc/ld-musl-x86_64.path/x', '');
+  assert.deepEqual((await loaderFor(s, '/usr/lib/ld-musl-x86_64.so.1', req)).systemDirs, []);
+  await w('etc/ld-musl-x86_64.path', '');
+  assert.deepEqual((await loaderFor(s, '/lib/ld-musl-x86_64.so.1', req)).systemDirs, []);
+  for (const n of ['libc.so', 'libc.musl-x86_64.so.1', 'libpthread.so.0', 'libm.so.6', 'libdl.so.2', 'librt.so.1']) assert.ok(loaderProvides(l, n), n);
+  for (const n of ['libcrypto.so.3', 'libmagic.so.1', 'libz.so.1']) assert.ok(!loaderProvides(l, n), n);
+  // A library with no PT_INTERP of its own that links musl's libc is loaded by musl.
+  assert.equal((await loaderForLibrary(s, { ...req, needed: ['libc.so'] })).kind, 'musl');
+  assert.equal((await loaderForLibrary(s, { ...req, needed: ['libc.musl-x86_64.so.1'] })).kind, 'musl');
+  // With no glibc loader in the source, musl's is the one there is.
+  assert.equal((await loaderForLibrary(s, { ...req, needed: ['libz.so.1'] })).kind, 'musl');
+});
+
+test('musl takes the first file of the name, where glibc skips one of another class', { skip: !canBuild && 'needs gcc on x86_64 Linux' }, async () => {
+  const opts = { source: src, name: 'libmid.so', requester: req64({ rpathChain: ['/opt/app/lib32', '/opt/app/lib'] }) };
+  assert.equal(await findLibrary({ ...opts, kind: 'glibc' }), '/opt/app/lib/libmid.so');
+  await assert.rejects(findLibrary({ ...opts, kind: 'musl' }), (e: unknown) => e instanceof MkportableError && e.code === 'ELF_INVALID' && /musl's loader takes the first file/.test(e.message));
+  assert.equal(await findLibrary({ ...opts, kind: 'musl', requester: req64({ rpathChain: ['/nowhere', '/opt/app/lib'] }) }), '/opt/app/lib/libmid.so');
+  assert.equal(await findLibrary({ ...opts, kind: 'musl', requester: req64(), systemDirs: ['/opt/app/lib'] }), '/opt/app/lib/libmid.so');
+});
+
+test('the cache we write holds what ldconfig -r puts in its cache, and the search agrees with it', { skip: (!canBuild || !LDCONFIG) && 'needs gcc and ldconfig' }, async (t) => {
+  const r = await fs.mkdtemp(path.join(os.tmpdir(), 'ldcache-tree-'));
+  t.after(() => fs.rm(r, { recursive: true, force: true }));
+  for (const d of ['etc', 'opt/app/lib', 'usr/lib/x86_64-linux-gnu', 'usr/local/lib', 'c']) await fs.mkdir(path.join(r, d), { recursive: true });
+  await fs.symlink('usr/lib', path.join(r, 'lib'));
+  await fs.writeFile(path.join(r, 'c/f.c'), 'int f(void){return 1;}\n');
+  const so = (out: string, soname?: string) => gcc(['-shared', '-fPIC', '-o', path.join(r, out), ...(soname ? [`-Wl,-soname,${soname}`] : []), path.join(r, 'c/f.c')]);
+  so('opt/app/lib/libapp.so.1.2.3', 'libapp.so.1');
+  await fs.symlink('libapp.so.1.2.3', path.join(r, 'opt/app/lib/libapp.so.1'));
+  await fs.symlink('libapp.so.1', path.join(r, 'opt/app/lib/libapp.so'));
+  so('opt/app/lib/libdup.so.2', 'libdup.so.2');
+  so('usr/lib/x86_64-linux-gnu/libdup.so.2', 'libdup.so.2'); // the ld.so.conf folder comes first
+  so('usr/lib/x86_64-linux-gnu/libsys.so.4', 'libsys.so.4');
+  so('usr/lib/libplain.so.5');
+  await fs.writeFile(path.join(r, 'opt/app/lib/libscript.so'), 'INPUT(libapp.so.1)\n');
+  await fs.writeFile(path.join(r, 'opt/app/lib/lib32.so.1'), fakeElf(32, 3));
+  await fs.writeFile(path.join(r, 'etc/ld.so.conf'), 'include /etc/ld.so.conf.d/*.conf\n');
+  await fs.mkdir(path.join(r, 'etc/ld.so.conf.d'));
+  await fs.writeFile(path.join(r, 'etc/ld.so.conf.d/app.conf'), '/opt/app/lib\n/usr/local/lib\n');
+  const source = directorySource(r);
+  const loader = await loaderFor(hostSource(), '/lib64/ld-linux-x86-64.so.2', { class: 64, machine: X86_64, flags: 0 });
+  const dirs = [...(await readLdSoConf(source)), ...loader.systemDirs];
+  const ours = await ldCacheEntries(source, dirs, 0x303);
+  const ourCache = parseLdCache(serializeLdCache({ entries: ours }), 'ours');
+
+  const run = spawnSync(LDCONFIG!, ['-X', '-r', r, '-C', '/etc/ref.cache'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const theirs = parseLdCache(await fs.readFile(path.join(r, 'etc/ref.cache')), 'ref');
+  const inRoot = (p: string) => realpathIn(source, p);
+  assert.ok(theirs.entries.length >= 5);
+  for (const e of theirs.entries) {
+    const mine = lookupLdCache(ourCache, e.key, e.flags);
+    assert.ok(mine, `${e.key} missing from ours`);
+    assert.equal(await inRoot(mine), await inRoot(lookupLdCache(theirs, e.key, e.flags)!), e.key);
+  }
+  assert.equal(lookupLdCache(ourCache, 'libdup.so.2', 0x303), '/opt/app/lib/libdup.so.2');
+  for (const absent of ['libscript.so', 'lib32.so.1']) assert.equal(lookupLdCache(ourCache, absent, 0x303), undefined, absent);
+  // The closure's view (the cache as folders) and the cache file give the same answer for every name.
+  const names = new Set([...ours.map((e) => e.key), 'libscript.so', 'lib32.so.1', 'libnone.so.1']);
+  for (const name of names) {
+    const base = { source, name, requester: req64(), systemDirs: loader.systemDirs };
+    const viaDirs = await findLibrary({ ...base, cache: { dirs } }).catch((e: Error) => `error ${e.message}`);
+    const viaFile = await findLibrary({ ...base, cache: { file: ourCache } }).catch((e: Error) => `error ${e.message}`);
+    assert.equal(viaDirs, viaFile, name);
+  }
 });

@@ -18,7 +18,7 @@
  * caller may turn it into a warning. Derivations (`*.drv`) are exempt: they name outputs that need not be built.
  */
 import { execFile } from 'node:child_process';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import type { Source } from '../sources/source.js';
 import { normalizeImagePath } from '../plan/tree.js';
 
@@ -159,7 +159,7 @@ async function scanFile(source: Source, file: string, size: number, chunkSize: n
     try {
       chunk = await source.read(file, offset, Math.min(chunkSize, size - offset));
     } catch (e) {
-      throw new MkportableError('SOURCE_READ', `${file}: cannot read: ${(e as Error).message}`, file);
+      throw new MkportableError('SOURCE_READ', `${file}: cannot read: ${systemReason(e)}`, file);
     }
     if (chunk.length === 0) break; // the file shrank while we read it
     offset += chunk.length;

@@ -1,11 +1,17 @@
 import path from 'node:path/posix';
-import { MkportableError, type BuildWarning } from '../errors.js';
+import { MkportableError, type BuildWarning, systemReason } from '../errors.js';
 import type { Source, SourceStat } from '../sources/source.js';
-import { type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
+import { type Entry, type ImageTree, normalizeImagePath, parentOf } from '../plan/tree.js';
+import { sourceXattrs } from '../sources/xattrs.js';
 import { addEntry, ensureDirs } from '../plan/add.js';
 import { isElfMagic, readElfInfo, type ElfInfo } from '../formats/elf.js';
-import { defaultLibDirs, expandOrigin, findLibrary, readLdSoConf } from './ldso.js';
-import { findInPath, MAX_SYMLINKS } from '../sources/realpath.js';
+import {
+  expandOrigin, findLibrary, ldCacheEntries, loaderFor, loaderForLibrary, loaderProvides, readLdSoConf,
+  LD_SO_CACHE, type LdCacheModel, type Loader,
+} from './ldso.js';
+import { parseLdCache, serializeLdCache, type LdCacheEntry } from '../formats/ldcache.js';
+import { treeSource } from '../plan/tree-source.js';
+import { findInPath, MAX_SYMLINKS, realpathIn } from '../sources/realpath.js';
 import { parseShebang, envProgram } from './shebang.js';
 import { SYSTEMD_DEFAULT_PATH } from '../systemd/portabled.js';
 import { createNixState, nixClosure, storePathOf, type NixState } from './nix.js';
@@ -30,8 +36,18 @@ export interface Closure {
   analysed: Map<string, boolean>;
   visitedDirs: Set<string>;
   ldSoConf?: Promise<string[]>;
-  /** Set once a dynamically linked ELF is in the image: the runtime linker's config then goes in too. */
-  needsLdConfig: boolean;
+  /**
+   * How glibc's cache is counted: `build`, the cache this build writes for the image (addLoaderConfig);
+   * `image`, the cache file the source already has (inspect).
+   */
+  ldCache: 'build' | 'image';
+  /** Where `image` reads the cache file: the source by default; an extension's base, whose /etc is the one in use. */
+  ldCacheSource?: Source;
+  /** Loaders by PT_INTERP (and by ABI for objects without one), read once. */
+  loaders: Map<string, Promise<Loader>>;
+  /** Loaders that load something in the image: their configuration goes in too. */
+  usedLoaders: Set<Loader>;
+  cacheFiles: Map<string, Promise<LdCacheModel | undefined>>;
   /**
    * Set when a path inside a Nix store path brings the whole store path and its Nix closure (builds; inspect
    * leaves it unset and follows only what programs need): the store paths added and the bytes scanned.
@@ -44,9 +60,13 @@ export interface Closure {
 }
 
 export function createClosure(
-  source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[], opts: { nixStore?: boolean; exclude?: (path: string) => boolean } = {},
+  source: Source, tree: ImageTree, mtime: number, warnings: BuildWarning[],
+  opts: { nixStore?: boolean; ldCache?: 'build' | 'image'; ldCacheSource?: Source; exclude?: (path: string) => boolean } = {},
 ): Closure {
-  const c: Closure = { source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), needsLdConfig: false, excluded: new Map(), exclude: opts.exclude };
+  const c: Closure = {
+    source, tree, mtime, warnings, analysed: new Map(), visitedDirs: new Set(), excluded: new Map(), exclude: opts.exclude,
+    ldCache: opts.ldCache ?? 'build', ldCacheSource: opts.ldCacheSource, loaders: new Map(), usedLoaders: new Set(), cacheFiles: new Map(),
+  };
   if (opts.nixStore) c.nix = createNixState();
   return c;
 }
@@ -66,29 +86,37 @@ function origin(c: Closure, p: string): string {
 /** Entries placed by `files` carry this reason prefix: the closure must not put something else there. */
 export const FILES_REASON = 'files entry ';
 
-function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): void {
+/**
+ * Put what the source has at `p` into the image at the same path (owners root, the build's timestamp), with its
+ * extended attributes (file capabilities, user.*) when the source has any.
+ */
+async function addFromStat(c: Closure, p: string, st: SourceStat, why: Why, target?: string): Promise<void> {
   const placed = c.tree.entries.get(p);
   if (placed && placed.reason.startsWith(FILES_REASON) && !(placed.type === 'dir' && st.type === 'dir')) {
     throw new MkportableError('FILES_COLLISION', `files: ${p}: the ${placed.reason} is where ${why.reason} needs ${origin(c, p)}`, p);
   }
   const base = { mode: st.mode, uid: 0, gid: 0, mtime: c.mtime, reason: why.reason, origin: origin(c, p) };
+  let entry: Entry;
   switch (st.type) {
     case 'dir':
-      addEntry(c.tree, p, { ...base, type: 'dir' }, 'keep');
-      return;
+      entry = { ...base, type: 'dir' };
+      break;
     case 'file':
-      addEntry(c.tree, p, { ...base, type: 'file', size: st.size, content: { kind: 'source', source: c.source, path: p } }, 'keep');
-      return;
+      entry = { ...base, type: 'file', size: st.size, content: { kind: 'source', source: c.source, path: p } };
+      break;
     case 'symlink':
-      addEntry(c.tree, p, { ...base, mode: 0o777, type: 'symlink', target: target! }, 'keep');
-      return;
+      entry = { ...base, mode: 0o777, type: 'symlink', target: target! };
+      break;
     case 'char':
     case 'block':
-      addEntry(c.tree, p, { ...base, type: st.type, major: st.rdev?.major ?? 0, minor: st.rdev?.minor ?? 0 }, 'keep');
-      return;
+      entry = { ...base, type: st.type, major: st.rdev?.major ?? 0, minor: st.rdev?.minor ?? 0 };
+      break;
     default:
-      addEntry(c.tree, p, { ...base, type: st.type }, 'keep');
+      entry = { ...base, type: st.type };
   }
+  if (!addEntry(c.tree, p, entry, 'keep') || !c.source.xattrs) return;
+  const xattrs = await sourceXattrs(c.source, p);
+  if (xattrs) entry.xattrs = xattrs;
 }
 
 /**
@@ -115,13 +143,13 @@ async function walkIn(c: Closure, p: string, why: Why, stores: Set<string>): Pro
     if (stat.type === 'symlink') {
       if (++links > MAX_SYMLINKS) throw new MkportableError('SYMLINK_LOOP', `${p}: too many levels of symbolic links in ${c.source.name}`, p);
       const target = await c.source.readlink(cand);
-      addFromStat(c, cand, stat, why, target);
+      await addFromStat(c, cand, stat, why, target);
       if (target.startsWith('/')) done = '/';
       rest = [...target.split('/').filter((s) => s !== '' && s !== '.'), ...rest];
       continue;
     }
     if (rest.length > 0 && stat.type !== 'dir') return null;
-    if (stat.type === 'dir') addFromStat(c, cand, stat, why);
+    if (stat.type === 'dir') await addFromStat(c, cand, stat, why);
     done = cand;
   }
   return stat ? { real: done, stat } : null;
@@ -141,12 +169,12 @@ export async function addPath(c: Closure, p: string, why: Why, recursive = false
   if (found) {
     const { real, stat } = found;
     if (stat.type === 'file') {
-      addFromStat(c, real, stat, why);
+      await addFromStat(c, real, stat, why);
       await analyseFile(c, real, stat, why);
     } else if (stat.type === 'dir') {
       if (recursive) await addDirectory(c, real, why);
     } else {
-      addFromStat(c, real, stat, why);
+      await addFromStat(c, real, stat, why);
     }
   }
   for (const sp of stores) await addStoreClosure(c, sp, why);
@@ -198,10 +226,10 @@ async function addDirectory(c: Closure, dir: string, why: Why): Promise<void> {
         fail(c, inner, new MkportableError('PATH_NOT_FOUND', `${child}: symlink to '${await c.source.readlink(child)}', which does not exist in ${c.source.name}`, child), 'dangling-symlink');
       }
     } else if (st.type === 'dir') {
-      addFromStat(c, child, st, inner);
+      await addFromStat(c, child, st, inner);
       await addDirectory(c, child, inner);
     } else {
-      addFromStat(c, child, st, inner);
+      await addFromStat(c, child, st, inner);
       if (st.type === 'file') await analyseFile(c, child, st, inner);
     }
   }
@@ -228,7 +256,7 @@ export async function addContentNeeds(
   try {
     head = await read(0, 256);
   } catch (e) {
-    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${(e as Error).message}`, real);
+    throw new MkportableError('SOURCE_READ', `${real}: cannot read: ${systemReason(e)}`, real);
   }
   if (isElfMagic(head)) {
     let info: ElfInfo;
@@ -241,7 +269,7 @@ export async function addContentNeeds(
       }
       throw e;
     }
-    await addElfNeeds(c, real, info, [], why);
+    await addElfNeeds(c, real, info, [], undefined, why);
   } else if (head[0] === 0x23 && head[1] === 0x21) {
     await addScriptInterpreter(c, real, head, why);
   }
@@ -257,30 +285,42 @@ async function requirePath(c: Closure, p: string, why: Why, what: string, who: s
 
 /**
  * `obj` is the path the object is loaded under: ld.so takes `$ORIGIN` of a library from that path as found, and
- * of the main program from its real path (the caller passes the real path for programs).
+ * of the main program from its real path (the caller passes the real path for programs). `loader` is the
+ * loader of the process that loads `obj`; undefined for a program (its PT_INTERP decides) or a lone library.
  */
-async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: string[], why: Why): Promise<void> {
+async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: string[], inherited: Loader | undefined, why: Why): Promise<void> {
   if (info.interpreter) await requirePath(c, info.interpreter, why, 'its ELF interpreter', obj, 'elf-interpreter-missing');
   if (info.needed.length === 0) return;
-  c.needsLdConfig = true;
-  c.ldSoConf ??= readLdSoConf(c.source);
-  const ldSoConfDirs = await c.ldSoConf;
+  const loader = inherited ?? (await loaderOf(c, info));
+  c.usedLoaders.add(loader);
+  const cache = await cacheModel(c, loader);
   const originDir = path.dirname(obj);
-  const lib = await libToken(c.source, info);
+  const lib = loader.lib ?? (await libToken(c.source, info));
   const rpath = info.rpath ? expandOrigin(info.rpath, originDir, lib) : [];
   const runpath = info.runpath ? expandOrigin(info.runpath, originDir, lib) : [];
-  // An object with RUNPATH ignores RPATHs for its own needs; its needs still inherit the loaders' RPATHs.
-  const ownChain = [...rpath, ...loaderRpath];
-  const rpathChain = info.runpath ? [] : ownChain;
-  const childChain = info.runpath ? loaderRpath : ownChain;
+  let rpathChain: string[], ownRunpath: string[], childChain: string[];
+  if (loader.kind === 'musl') {
+    // musl searches each object's RUNPATH (or, without one, its RPATH) up the chain of loaders.
+    rpathChain = childChain = [...(info.runpath !== undefined ? runpath : rpath), ...loaderRpath];
+    ownRunpath = [];
+  } else {
+    // An object with RUNPATH ignores RPATHs for its own needs; its needs still inherit the loaders' RPATHs.
+    const ownChain = [...rpath, ...loaderRpath];
+    rpathChain = info.runpath ? [] : ownChain;
+    childChain = info.runpath ? loaderRpath : ownChain;
+    ownRunpath = runpath;
+  }
   for (const name of info.needed) {
+    if (loaderProvides(loader, name)) continue;
     let found: string | undefined;
     try {
       found = await findLibrary({
         source: c.source,
         name,
-        requester: { class: info.class, machine: info.machine, endian: info.endian, rpathChain, runpath },
-        ldSoConfDirs,
+        requester: { class: info.class, machine: info.machine, flags: info.flags, endian: info.endian, rpathChain, runpath: ownRunpath },
+        cache,
+        systemDirs: loader.systemDirs,
+        kind: loader.kind,
       });
     } catch (e) {
       if (e instanceof MkportableError) {
@@ -290,26 +330,74 @@ async function addElfNeeds(c: Closure, obj: string, info: ElfInfo, loaderRpath: 
       throw e;
     }
     if (!found) {
-      const searched = [...rpathChain, ...runpath, ...ldSoConfDirs, ...defaultLibDirs(info.class, info.machine)];
+      const searched: string[] = [];
+      const own = [...(ownRunpath.length ? [] : rpathChain), ...ownRunpath];
+      if (own.length) searched.push(`${loader.kind === 'musl' || ownRunpath.length ? 'RUNPATH/RPATH' : 'RPATH'} ${own.join(':')}`);
+      if (cache && 'file' in cache) searched.push(`the cache ${loader.cachePath}`);
+      const confDirs = cache && 'dirs' in cache ? cache.dirs.slice(0, cache.dirs.length - loader.systemDirs.length) : [];
+      if (confDirs.length) searched.push(`the ld.so cache of /etc/ld.so.conf's ${confDirs.join(':')}`);
+      searched.push(`the system directories ${loader.systemDirs.join(':') || '(none)'} (${loader.systemDirsFrom})`);
       fail(c, why, new MkportableError('DEPENDENCY_MISSING',
-        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(':')})`, obj), 'library-missing');
+        `${obj} needs library ${name}, which no search path provides in ${c.source.name} (searched ${searched.join(', ')})`, obj), 'library-missing');
       continue;
     }
     const libWhy = { ...why, reason: `library of ${obj}` };
     const real = await addPath(c, found, libWhy);
     if (!real || c.excluded.has(real)) continue;
-    // A library passes the RPATH chain on; analyse it once per chain it can be loaded with.
-    const key = `${found}\0${childChain.join(':')}`;
+    // A library passes the RPATH chain on; analyse it once per loader and chain it can be loaded with.
+    const key = `${found}\0${loader.interpreter}\0${childChain.join(':')}`;
     if (c.analysed.get(key) === true || (c.analysed.has(key) && !why.strict)) continue;
     c.analysed.set(key, why.strict);
     const st = await c.source.lstat(real);
     if (!st) continue;
     const libInfo = await readElfInfo((o, l) => c.source.read(real, o, l), st.size, real);
-    await addElfNeeds(c, found, libInfo, childChain, libWhy);
+    await addElfNeeds(c, found, libInfo, childChain, loader, libWhy);
   }
 }
 
-/** What ld.so substitutes for `$LIB`: Debian's multiarch folder when the source has it, else lib64/lib. */
+/** The loader that runs a program (its PT_INTERP) or, for a library met on its own, the source's loader for its ABI. */
+function loaderOf(c: Closure, info: ElfInfo): Promise<Loader> {
+  const key = info.interpreter ?? `\0${info.class}:${info.machine}:${info.flags}:${info.needed.some((n) => n === 'libc.so' || n.startsWith('libc.musl-'))}`;
+  let l = c.loaders.get(key);
+  if (!l) {
+    l = info.interpreter ? loaderFor(c.source, info.interpreter, info) : loaderForLibrary(c.source, info);
+    c.loaders.set(key, l);
+  }
+  return l;
+}
+
+/** glibc's cache as the image will have it: the one this build writes, or (inspect) the image's own file. */
+async function cacheModel(c: Closure, loader: Loader): Promise<LdCacheModel | undefined> {
+  if (loader.kind !== 'glibc' || !loader.cachePath) return undefined;
+  if (c.ldCache === 'build') {
+    // Only /etc/ld.so.cache is written; a loader built to read another file (Nix's glibc) gets no cache.
+    if (loader.cachePath !== LD_SO_CACHE) return undefined;
+    c.ldSoConf ??= readLdSoConf(c.source);
+    return { dirs: [...(await c.ldSoConf), ...loader.systemDirs] };
+  }
+  let model = c.cacheFiles.get(loader.cachePath);
+  if (!model) {
+    model = readCacheFile(c, loader.cachePath);
+    c.cacheFiles.set(loader.cachePath, model);
+  }
+  return model;
+}
+
+async function readCacheFile(c: Closure, file: string): Promise<LdCacheModel | undefined> {
+  const source = c.ldCacheSource ?? c.source;
+  const real = await realpathIn(source, file).catch(() => undefined);
+  if (!real || (await source.lstat(real))?.type !== 'file') return undefined;
+  try {
+    return { file: parseLdCache(await source.readFile(real), file) };
+  } catch (e) {
+    if (!(e instanceof MkportableError)) throw e;
+    // ld.so ignores a cache it cannot use and searches its system directories.
+    c.warnings.push({ code: 'LD_CACHE_INVALID', message: `${e.message}; ld.so ignores it`, subject: file });
+    return undefined;
+  }
+}
+
+/** What ld.so substitutes for `$LIB` when its own list is unknown: Debian's multiarch folder when the source has it, else lib64/lib. */
 async function libToken(source: Source, info: ElfInfo): Promise<string> {
   const multiarch: Record<number, string> = { 62: 'x86_64-linux-gnu', 183: 'aarch64-linux-gnu', 3: 'i386-linux-gnu' };
   const triple = multiarch[info.machine];
@@ -337,11 +425,50 @@ async function addScriptInterpreter(c: Closure, script: string, head: Uint8Array
   await addPath(c, found, { ...why, reason: `interpreter of ${script}` });
 }
 
-/** Put /etc/ld.so.conf, its includes and the cache into the image, so the runtime linker searches as we did. */
-export async function addLdConfig(c: Closure): Promise<void> {
-  if (!c.needsLdConfig) return;
+/**
+ * What the image's loaders read at start, written for the finished tree (call it after everything else is
+ * in): for glibc, /etc/ld.so.cache describing the image's own libraries (never the build host's), with
+ * /etc/ld.so.conf and those ld.so.conf.d pieces that name a folder the image has something in; for musl,
+ * its path file when the source has one.
+ */
+export async function addLoaderConfig(c: Closure): Promise<void> {
   const why: Why = { reason: 'runtime linker configuration', strict: false, envPath: SYSTEMD_DEFAULT_PATH };
-  for (const p of ['/etc/ld.so.conf', '/etc/ld.so.cache']) await addPath(c, p, why);
-  if (await c.source.lstat('/etc/ld.so.conf.d')) await addPath(c, '/etc/ld.so.conf.d', why, true);
+  const loaders = [...c.usedLoaders];
+  for (const l of loaders) if (l.kind === 'musl' && l.pathFile) await addPath(c, l.pathFile, why);
+  const glibc = loaders.filter((l) => l.kind === 'glibc' && l.cachePath === LD_SO_CACHE);
+  if (glibc.length === 0) return;
+
+  const image = treeSource(c.tree);
+  const files: string[] = [];
+  const conf = await readLdSoConf(c.source, '/etc/ld.so.conf', files);
+  const [top, ...pieces] = files;
+  if (top) await addPath(c, top, why);
+  for (const piece of pieces) {
+    if (await someHasContent(image, await readLdSoConf(c.source, piece))) await addPath(c, piece, why);
+  }
+
+  const entries: LdCacheEntry[] = [];
+  const seen = new Set<string>();
+  for (const l of glibc) {
+    for (const e of await ldCacheEntries(image, [...conf, ...l.systemDirs], l.cacheFlags!)) {
+      const id = `${e.key}\0${e.value}\0${e.flags}`;
+      if (!seen.has(id)) { seen.add(id); entries.push(e); }
+    }
+  }
+  if (c.exclude?.(LD_SO_CACHE)) return; // asked for: the libraries in ld.so.conf folders will then not be found
+  const data = serializeLdCache({ entries, generator: 'mkportable', endian: glibc[0].endian });
   ensureDirs(c.tree, '/etc', c.mtime, 'skeleton');
+  // A cache the source has describes the source's files, not the image's: ours takes its place.
+  c.tree.entries.set(LD_SO_CACHE, {
+    type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: c.mtime, reason: 'ld.so cache of the image\'s libraries',
+    origin: 'generated', size: data.length, content: { kind: 'bytes', data },
+  });
+}
+
+async function someHasContent(image: Source, dirs: string[]): Promise<boolean> {
+  for (const d of dirs) {
+    const real = await realpathIn(image, d).catch(() => undefined);
+    if (real && (await image.lstat(real))?.type === 'dir' && (await image.readdir(real)).length > 0) return true;
+  }
+  return false;
 }

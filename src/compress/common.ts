@@ -22,6 +22,28 @@ export function unsupported(what: string): MkportableError {
 /** Loads a native binding (CommonJS) from an ESM module. */
 export const requireNative = createRequire(import.meta.url);
 
+/**
+ * A native binding loaded on first use, so that a missing addon fails only the compressor that needs it, and
+ * as one line saying what is missing and how to get it (`fix`), not as a module-loader stack trace.
+ */
+export function nativeAddon<T>(id: string, what: string, fix: string): () => T {
+  let loaded: T | undefined;
+  return () => {
+    if (loaded === undefined) {
+      try {
+        loaded = requireNative(id) as T;
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code !== 'MODULE_NOT_FOUND' && err.code !== 'ERR_DLOPEN_FAILED') throw e;
+        const why = err.code === 'MODULE_NOT_FOUND' ? 'is not built or not installed' : 'does not load';
+        const detail = (err.message.split('\n')[0] ?? '').trim();
+        throw new MkportableError('ADDON_MISSING', `${what} ${why} (${detail}): ${fix}`, id);
+      }
+    }
+    return loaded;
+  };
+}
+
 /** One -X option of a compressor: `value` is the next word when the option takes one. */
 export interface OptionWord {
   takesValue: boolean;

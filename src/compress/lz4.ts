@@ -4,7 +4,7 @@
  * source at install), called directly and synchronously; its JavaScript stream layer is not used.
  */
 import { Compression } from '../squashfs/format.js';
-import { BaseCompressor, checkMaxSize, corrupt, needOptions, optionsBlock, ownCopy, requireNative, trimOutput, type OptionWord } from './common.js';
+import { BaseCompressor, checkMaxSize, corrupt, needOptions, optionsBlock, ownCopy, nativeAddon, trimOutput, type OptionWord } from './common.js';
 import type { CompressorSpec } from './types.js';
 
 interface Lz4Binding {
@@ -15,7 +15,8 @@ interface Lz4Binding {
   uncompress(input: Uint8Array, output: Uint8Array): number;
 }
 
-const lz4 = requireNative('lz4/build/Release/lz4.node') as Lz4Binding;
+export const lz4Binding = nativeAddon<Lz4Binding>('lz4/build/Release/lz4.node', "lz4 compression needs the lz4 package's native addon, which",
+  'run `npm rebuild lz4` where mkportable is installed (it needs a C++ compiler: apt-get install build-essential)');
 
 /** The options block's version field: the kernel knows only the "legacy" LZ4 block format. */
 const LZ4_LEGACY = 1;
@@ -69,8 +70,8 @@ export class Lz4Compressor extends BaseCompressor {
     const limit = data.length - 1; // only a strictly smaller result is worth storing
     if (this.#scratch.length < limit) this.#scratch = new Uint8Array(Math.max(limit, this.spec.blockSize));
     const n = this.spec.hc
-      ? lz4.compressHCLimited(data, this.#scratch, limit, LZ4_HC_LEVEL)
-      : lz4.compressLimited(data, this.#scratch, limit);
+      ? lz4Binding().compressHCLimited(data, this.#scratch, limit, LZ4_HC_LEVEL)
+      : lz4Binding().compressLimited(data, this.#scratch, limit);
     return n > 0 ? ownCopy(this.#scratch, n) : null;
   }
 
@@ -78,7 +79,7 @@ export class Lz4Compressor extends BaseCompressor {
     checkMaxSize(maxSize);
     if (data.length === 0) throw corrupt('lz4 block is empty');
     const out = new Uint8Array(maxSize);
-    const n = lz4.uncompress(data, out);
+    const n = lz4Binding().uncompress(data, out);
     // LZ4_decompress_safe never writes past `out`; it cannot tell "corrupt" from "needs more room".
     if (n < 0) throw corrupt(`lz4 block is corrupt or decompresses to more than ${maxSize} bytes`);
     return trimOutput(out, n);

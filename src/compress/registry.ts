@@ -11,10 +11,10 @@
 import { Compression, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../squashfs/format.js';
 import { corrupt, invalid, unsupported, type OptionWord } from './common.js';
 import { GzipCompressor, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_STRATEGIES } from './gzip.js';
-import { Lz4Compressor, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
+import { Lz4Compressor, lz4Binding, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
 import type { CompressorName, CompressorSpec, SyncCompressor } from './types.js';
-import { XzCompressor, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
-import { ZstdCompressor, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
+import { XzCompressor, xzBinding, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
+import { ZstdCompressor, zstdBinding, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
 
 const OPTION_WORDS: Record<CompressorName, Record<string, OptionWord>> = {
   gzip: gzipOptionWords,
@@ -103,6 +103,13 @@ export function specWords(spec: CompressorSpec): string[] {
       break;
   }
   return words;
+}
+
+/** Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING). */
+export function requireCompressorLibrary(name: CompressorName): void {
+  if (name === 'xz') xzBinding();
+  else if (name === 'zstd') zstdBinding();
+  else if (name === 'lz4') lz4Binding();
 }
 
 /** A compressor for a spec (from parseCompression, or hand-made: it is checked the same way). */

@@ -13,11 +13,12 @@ import {
   needOptions,
   optionsBlock,
   ownCopy,
-  requireNative,
+  nativeAddon,
   trimOutput,
   type OptionWord,
 } from './common.js';
 import type { CompressorSpec } from './types.js';
+import { nativeAddonPath } from '../package-root.js';
 
 interface XzBinding {
   /** Bytes written to `out`, or -1 when the stream does not fit in `out`. */
@@ -27,10 +28,12 @@ interface XzBinding {
   version(): string;
 }
 
-const native = requireNative('mkportable-xz') as XzBinding;
+/** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
+export const xzBinding = nativeAddon<XzBinding>(nativeAddonPath(), "xz compression needs mkportable's native addon (liblzma binding), which",
+  'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 /** liblzma's version, for reports. */
-export const xzLibraryVersion = (): string => native.version();
+export const xzLibraryVersion = (): string => xzBinding().version();
 
 /** Index = the filter's bit in the options block; id = liblzma's filter id. */
 export const XZ_BCJ_FILTERS = [
@@ -265,7 +268,7 @@ export class XzCompressor extends BaseCompressor {
     let bestLength = -1;
     for (const bcj of [0, ...this.#bcjIds]) {
       const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
-      const n = native.encode(data, bcj, dict, out.subarray(0, limit));
+      const n = xzBinding().encode(data, bcj, dict, out.subarray(0, limit));
       if (n >= 0) {
         best = out;
         bestLength = n;
@@ -292,7 +295,7 @@ export class XzCompressor extends BaseCompressor {
     const out = new Uint8Array(Math.max(1, maxSize));
     let n: number;
     try {
-      n = native.decode(data, out);
+      n = xzBinding().decode(data, out);
     } catch (e) {
       if ((e as { code?: string }).code === 'LZMA_BUF_ERROR') throw corrupt(`xz block decompresses to more than ${maxSize} bytes`);
       throw corrupt(`xz block does not decompress (${(e as Error).message})`);
@@ -300,4 +303,13 @@ export class XzCompressor extends BaseCompressor {
     if (n > maxSize) throw corrupt(`xz block decompresses to more than ${maxSize} bytes`);
     return trimOutput(out, n);
   }
+}
+
+/** A whole file as one .xz stream (preset 6, 8 MiB dictionary, CRC32): what `xz -6` makes, for release folders. */
+export function xzWholeFile(data: Uint8Array): Uint8Array {
+  // Incompressible input grows by a little: liblzma's bound is about input + 1/4096 + headers.
+  const out = new Uint8Array(data.length + (data.length >> 8) + 65536);
+  const n = xzBinding().encode(data, 0, 8 << 20, out);
+  if (n < 0) throw new Error('xz: output larger than its bound');
+  return out.subarray(0, n);
 }

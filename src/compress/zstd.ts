@@ -12,7 +12,7 @@ import {
   needOptions,
   optionsBlock,
   ownCopy,
-  requireNative,
+  nativeAddon,
   trimOutput,
   wholeNumber,
   type OptionWord,
@@ -36,9 +36,10 @@ interface ZstdBinding {
   versionString(): string;
 }
 
-const zstd = requireNative('zstd-napi/binding.js') as ZstdBinding;
+export const zstdBinding = nativeAddon<ZstdBinding>('zstd-napi/binding.js', "zstd compression needs the zstd-napi package's native addon, which",
+  'run `npm rebuild zstd-napi` where mkportable is installed (it needs a C++ compiler: apt-get install build-essential)');
 
-export const zstdLibraryVersion = (): string => zstd.versionString();
+export const zstdLibraryVersion = (): string => zstdBinding().versionString();
 
 export const ZSTD_DEFAULT_LEVEL = 15;
 export const ZSTD_MAX_LEVEL = 22;
@@ -127,9 +128,9 @@ export class ZstdCompressor extends BaseCompressor {
     if (!this.#cctx) {
       // Contexts are reused (parameters stick). The window never exceeds the block size: the kernel decodes with a
       // window of max(block size, 8192). zstd shrinks it further to fit the input, as ZSTD_compressCCtx does.
-      this.#cctx = new zstd.CCtx();
-      this.#cctx.setParameter(zstd.CParameter.compressionLevel, this.spec.level!);
-      this.#cctx.setParameter(zstd.CParameter.windowLog, log2(this.spec.blockSize));
+      this.#cctx = new (zstdBinding().CCtx)();
+      this.#cctx.setParameter(zstdBinding().CParameter.compressionLevel, this.spec.level!);
+      this.#cctx.setParameter(zstdBinding().CParameter.windowLog, log2(this.spec.blockSize));
     }
     // ZSTD_compressBound(n) = n + n/256 + (n < 128 KiB ? (128 KiB - n) >> 11 : 0) <= n + n/256 + 64.
     const bound = data.length + (data.length >> 8) + 128;
@@ -146,8 +147,8 @@ export class ZstdCompressor extends BaseCompressor {
     checkMaxSize(maxSize);
     if (data.length === 0) throw corrupt('zstd block is empty');
     if (!this.#dctx) {
-      this.#dctx = new zstd.DCtx();
-      this.#dctx.setParameter(zstd.DParameter.windowLogMax, log2(Math.max(this.spec.blockSize, METADATA_SIZE)));
+      this.#dctx = new (zstdBinding().DCtx)();
+      this.#dctx.setParameter(zstdBinding().DParameter.windowLogMax, log2(Math.max(this.spec.blockSize, METADATA_SIZE)));
     }
     const window = zstdFrameWindow(data);
     const kernelWindow = Math.max(this.spec.blockSize, METADATA_SIZE);
@@ -155,7 +156,7 @@ export class ZstdCompressor extends BaseCompressor {
       throw corrupt(`zstd block uses a ${window}-byte window, more than the ${kernelWindow} bytes the kernel allows for this image`);
     }
     const dctx = this.#dctx;
-    dctx.reset(zstd.ResetDirective.sessionOnly); // a previous corrupt block may have left a frame half-read
+    dctx.reset(zstdBinding().ResetDirective.sessionOnly); // a previous corrupt block may have left a frame half-read
     const out = new Uint8Array(maxSize);
     let inPos = 0;
     let outPos = 0;

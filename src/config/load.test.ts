@@ -40,7 +40,13 @@ test('the seed\'s hyphenated option names are accepted', () => {
 test('unknown keys, wrong types and a key given twice are refused with the file named', () => {
   const err = (f: () => unknown, re: RegExp) => assert.throws(f, (e: unknown) => e instanceof MkportableError && e.code === 'CONFIG_INVALID' && re.test(e.message));
   err(() => normalizeOptions('cfg.json', { pnam: 'x' }), /^cfg\.json: unknown option 'pnam'/);
-  err(() => normalizeOptions('cfg.json', { units: [] }), /'units' must be a non-empty list/);
+  err(() => normalizeOptions('cfg.json', { units: 'a.service' }), /'units' must be a list of unit files/);
+  // No units: only a base naming the extensions it serves; kinds and a base only where they fit.
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: [] }, 'cfg.json'), /^cfg\.json: 'units' is empty: a base image without units needs osRelease\.PORTABLE_PREFIXES/);
+  assert.equal(resolveOptions({ pname: 'rt', version: '1', units: [], osRelease: { PORTABLE_PREFIXES: 'app' } }).units.length, 0);
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], kind: 'layer' as never }), /'kind' must be one of portable, extension, sysext, confext/);
+  err(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], base: 'b.raw' }), /'base' is for kind extension, sysext or confext/);
+  assert.equal(resolveOptions({ pname: 'tools', version: '1', kind: 'sysext' }).kind, 'sysext');
   err(() => normalizeOptions('cfg.json', { symlinks: [{ object: '/a' }] }), /symlinks/);
   err(() => normalizeOptions('cfg.json', { contents: '/usr' }), /'contents' must be a list of strings/);
   err(() => normalizeOptions('cfg.json', { squashCompression: 'xz', 'squash-compression': 'gzip' }), /given twice/);
@@ -75,4 +81,19 @@ test('block sizes and compression strings', () => {
 
 test('contents and symlinks must be absolute paths', () => {
   assert.throws(() => resolveOptions({ pname: 'demo', version: '1', units: ['d.service'], contents: ['usr/bin'] }), /must be an absolute path/);
+});
+
+test('every problem of a config comes in one error, listed on one line', () => {
+  assert.throws(() => normalizeOptions('cfg.json', { pnam: 'x', version: 1, units: 'a.service', 'squash-compresion': 'gzip' }), (e: unknown) => {
+    assert.ok(e instanceof MkportableError);
+    assert.equal(e.code, 'CONFIG_INVALID');
+    assert.equal(e.message, "cfg.json: 4 problems: unknown option 'pnam' (did you mean 'pname'?); 'version' must be a string, got 1; "
+      + "'units' must be a list of unit files, got \"a.service\"; unknown option 'squash-compresion' (did you mean 'squash-compression'?)");
+    assert.equal(e.problems?.length, 4);
+    return true;
+  });
+  // The checks after the types run to the end too: names, paths, closure, compression.
+  assert.throws(() => resolveOptions({ pname: 'my_app', version: '1', units: ['u.service'], contents: ['usr'], closure: 'half' as 'full', squashCompression: 'brotli' }),
+    (e: unknown) => e instanceof MkportableError && e.problems?.length === 4 && /^options: 4 problems: .*'closure' must be.*pname 'my_app' contains '_'.*'usr' must be an absolute path.*brotli/.test(e.message));
+  assert.throws(() => resolveOptions({ units: ['u.service'] } as never), { message: "options: 'pname' and 'version' are required" });
 });

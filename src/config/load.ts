@@ -1,9 +1,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import type { PortableServiceOptions } from './options.js';
 import { normalizeOptions } from './settings.js';
+import { resolveSelfImports } from './self-import.js';
 
 export const CONFIG_NAMES = ['portable.config.ts', 'portable.config.mts', 'portable.config.js', 'portable.config.mjs', 'portable.config.json'];
 
@@ -21,6 +22,7 @@ export async function findConfig(target: string): Promise<string> {
 
 async function importModule(file: string): Promise<unknown> {
   const url = pathToFileURL(path.resolve(file)).href;
+  resolveSelfImports();
   if (/\.m?ts$/.test(file)) {
     // tsx compiles TypeScript configs on the fly, so users need no build step.
     const { tsImport } = await import('tsx/esm/api');
@@ -37,7 +39,7 @@ export async function loadConfigFile(file: string): Promise<Partial<PortableServ
     try {
       text = await fs.readFile(file, 'utf8');
     } catch (e) {
-      throw new MkportableError('CONFIG_NOT_FOUND', `${file}: cannot read: ${(e as Error).message}`, file);
+      throw new MkportableError('CONFIG_NOT_FOUND', `${file}: cannot read: ${systemReason(e)}`, file);
     }
     try {
       raw = JSON.parse(text);

@@ -31,6 +31,8 @@ export interface PortableServiceOptions {
   contents?: string[];
   /** Files, folders and links at paths of your choosing; executables among them get their closure. */
   files?: FileSpec[];
+  /** Debian packages installed in the source (the build host or `from`): the files dpkg lists for them, as if given in `contents`. */
+  packages?: string[];
   /** Globs of image paths to leave out, with what only they needed (`*` within a name, `**` across folders). */
   exclude?: string[];
   /** With closure "full": keep the rootfs's own unit files that match the prefix but are not in `units`. */
@@ -54,6 +56,10 @@ export interface PortableServiceOptions {
   closure?: 'full' | 'minimal';
   /** Make `<pname>.service` from the image config's Entrypoint, Cmd, Env, WorkingDir and User (oci, oci-archive, docker-archive). */
   unitFromConfig?: boolean;
+  /** What to build: a portable image (default), a portable extension, a sysext (/usr, /opt) or a confext (/etc). */
+  kind?: 'portable' | 'extension' | 'sysext' | 'confext';
+  /** The base image an extension is built against (relative to the config file): what it holds is not repeated. */
+  base?: string;
   /** Keep device nodes found in `from` (default true); false makes one an error. */
   allowDevices?: boolean;
   /** 'squashfs' (default): a plain `.raw` squashfs; 'ddi': a GPT Discoverable Disk Image with root, root-verity and root-verity-sig partitions. */

@@ -1,5 +1,7 @@
 import { MkportableError } from '../errors.js';
 import type { PortableServiceOptions } from './options.js';
+import { collectProblems } from './problems.js';
+import { didYouMean } from './suggest.js';
 
 /**
  * One table drives config validation, the CLI flags and `--help`, so a setting cannot exist in one and not
@@ -12,38 +14,47 @@ export interface Setting {
   kind: SettingKind;
   /** CLI flag (without "--"); repeatable for list kinds. */
   flag: string;
+  /** Other spellings of the flag. */
+  aliases?: string[];
+  /** The flag's value in help texts (VALUE when unset). */
+  arg?: string;
   help: string;
-  default?: string;
+  /** The default as the README's option table and `build --help` say it ("required", "none", "[]", ...). */
+  default: string;
 }
 
 export const SETTINGS: readonly Setting[] = [
-  { key: 'pname', kind: 'string', flag: 'pname', help: 'service name; image prefix and unit prefix ([A-Za-z0-9.-])' },
-  { key: 'version', kind: 'string', flag: 'version', help: 'image version, after the "_" in the file name' },
-  { key: 'units', kind: 'units', flag: 'unit', help: 'unit file to ship (repeatable); names must start with pname' },
-  { key: 'description', kind: 'string', flag: 'description', help: 'PORTABLE_PRETTY_NAME in os-release' },
-  { key: 'homepage', kind: 'string', flag: 'homepage', help: 'HOME_URL in os-release' },
-  { key: 'symlinks', kind: 'symlinks', flag: 'symlink', help: 'SYMLINK=OBJECT: link in the image to OBJECT, with its closure (repeatable)' },
-  { key: 'contents', kind: 'string[]', flag: 'contents', help: 'host file or directory to add with its closure (repeatable)' },
-  { key: 'files', kind: 'files', flag: 'file', help: 'PATH=SOURCE: file or folder SOURCE placed at PATH in the image, with its closure (repeatable)' },
-  { key: 'exclude', kind: 'string[]', flag: 'exclude', help: 'glob of image paths to leave out, with what only they need (repeatable)' },
-  { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', help: 'mksquashfs binary or the folder holding it', default: 'mksquashfs on PATH' },
-  { key: 'squashCompression', kind: 'string', flag: 'squash-compression', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
-  { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
-  { key: 'outDir', kind: 'string', flag: 'out', help: 'output folder (relative to the working directory)', default: './result' },
-  { key: 'osRelease', kind: 'record', flag: 'os-release', help: 'KEY=VALUE added to /etc/os-release; KEY= removes it (repeatable)' },
-  { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'check' },
-  { key: 'sourceDateEpoch', kind: 'number', flag: 'source-date-epoch', help: 'timestamp of every file', default: '$SOURCE_DATE_EPOCH or 0' },
-  { key: 'from', kind: 'string', flag: 'from', help: 'rootfs to build from: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR', default: 'the build host' },
-  { key: 'closure', kind: 'string', flag: 'closure', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with --from' },
-  { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)' },
-  { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given" },
-  { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'on' },
-  { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)' },
-  { key: 'format', kind: 'string', flag: 'format', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
-  { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi' },
-  { key: 'signingKey', kind: 'string', flag: 'signing-key', help: 'PEM RSA private key that signs the root hash; $MKPORTABLE_SIGNING_KEY may hold it (PEM text or a path)' },
-  { key: 'signingCertificate', kind: 'string', flag: 'signing-certificate', help: 'PEM certificate of the signing key; signs the image (.roothash.p7s or the verity-sig partition)' },
-  { key: 'architecture', kind: 'string', flag: 'architecture', help: 'DPS architecture of the ddi partitions (x86-64, arm64, ...)', default: 'from the ELF files in the image' },
+  { key: 'pname', kind: 'string', flag: 'pname', arg: 'NAME', help: 'service name; image prefix and unit prefix ([A-Za-z0-9.-])', default: 'required' },
+  // `--version` after `build` is the image's version (`mkportable --version` prints the tool's); --image-version says it plainly.
+  { key: 'version', kind: 'string', flag: 'version', aliases: ['image-version'], arg: 'VERSION', help: 'image version, after the "_" in the file name', default: 'required' },
+  { key: 'units', kind: 'units', flag: 'unit', arg: 'FILE', help: 'unit file to ship (repeatable); names must start with pname', default: 'required (not for sysext, confext)' },
+  { key: 'description', kind: 'string', flag: 'description', arg: 'TEXT', help: 'PORTABLE_PRETTY_NAME in os-release', default: 'none' },
+  { key: 'homepage', kind: 'string', flag: 'homepage', arg: 'URL', help: 'HOME_URL in os-release', default: 'none' },
+  { key: 'symlinks', kind: 'symlinks', flag: 'symlink', arg: 'LINK=OBJECT', help: 'a link in the image to OBJECT, with its closure (repeatable)', default: '[]' },
+  { key: 'contents', kind: 'string[]', flag: 'contents', arg: 'PATH', help: 'host file or directory to add with its closure (repeatable)', default: '[]' },
+  { key: 'files', kind: 'files', flag: 'file', arg: 'PATH=SOURCE', help: 'file or folder SOURCE placed at PATH in the image, with its closure (repeatable)', default: '[]' },
+  { key: 'packages', kind: 'string[]', flag: 'package', arg: 'NAME', help: 'Debian package of the source (dpkg) whose files are added with their closure (repeatable)', default: '[]' },
+  { key: 'exclude', kind: 'string[]', flag: 'exclude', arg: 'GLOB', help: 'glob of image paths to leave out, with what only they need (repeatable)', default: '[]' },
+  { key: 'dynamicUserLookup', kind: 'boolean', flag: 'no-dynamic-user-lookup', help: 'leave out nss-systemd and the userdb binding that give dynamic users a name (config: dynamicUserLookup: false)', default: 'true' },
+  { key: 'keepSourceUnits', kind: 'boolean', flag: 'keep-source-units', help: "with --closure full, keep the rootfs's unit files that match pname but are not given", default: 'false' },
+  { key: 'squashfsTools', kind: 'string', flag: 'squashfs-tools', arg: 'PATH', help: 'write with mksquashfs instead: the binary or the folder holding it', default: 'the native writer' },
+  { key: 'squashCompression', kind: 'string', flag: 'squash-compression', arg: 'WORDS', help: 'compression words as mksquashfs takes them', default: 'xz -Xdict-size 100%' },
+  { key: 'squashBlockSize', kind: 'size', flag: 'squash-block-size', arg: 'SIZE', help: 'block size, e.g. 1M, 128K, 131072', default: '1M' },
+  { key: 'outDir', kind: 'string', flag: 'out', arg: 'DIR', help: 'output folder (relative to the working directory)', default: './result' },
+  { key: 'osRelease', kind: 'record', flag: 'os-release', arg: 'KEY=VALUE', help: 'added to /etc/os-release; KEY= removes it (repeatable)', default: '{}' },
+  { key: 'sourceDateEpoch', kind: 'number', flag: 'source-date-epoch', arg: 'SECONDS', help: 'timestamp of every file', default: '$SOURCE_DATE_EPOCH, else 0' },
+  { key: 'from', kind: 'string', flag: 'from', arg: 'SPEC', help: 'rootfs to build from: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REF], tar:FILE, dir:DIR', default: 'the build host' },
+  { key: 'closure', kind: 'string', flag: 'closure', arg: 'full|minimal', help: 'full (the whole rootfs of --from) or minimal (what units and contents need)', default: 'full with from, else minimal' },
+  { key: 'unitFromConfig', kind: 'boolean', flag: 'unit-from-config', help: 'make <pname>.service from the image config (Entrypoint, Cmd, Env, WorkingDir, User)', default: 'false' },
+  { key: 'kind', kind: 'string', flag: 'kind', arg: 'KIND', help: 'portable, extension (portable extension), sysext (/usr, /opt) or confext (/etc)', default: 'portable' },
+  { key: 'base', kind: 'string', flag: 'base', arg: 'IMAGE', help: 'base image (.raw) an extension is built against: its files are not repeated', default: 'none' },
+  { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)', default: 'true' },
+  { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'true' },
+  { key: 'format', kind: 'string', flag: 'format', arg: 'squashfs|ddi', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
+  { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi', default: 'false' },
+  { key: 'signingKey', kind: 'string', flag: 'signing-key', arg: 'FILE', help: 'PEM RSA private key that signs the root hash (the variable holds PEM text or a path)', default: '$MKPORTABLE_SIGNING_KEY' },
+  { key: 'signingCertificate', kind: 'string', flag: 'signing-certificate', arg: 'FILE', help: 'PEM certificate of the signing key; signs the image (.roothash.p7s or the verity-sig partition)', default: 'none' },
+  { key: 'architecture', kind: 'string', flag: 'architecture', arg: 'ARCH', help: 'DPS architecture of the ddi partitions (x86-64, arm64, ...)', default: "the ELF machine of the image's executables" },
 ];
 
 export const DEFAULTS = {
@@ -81,7 +92,7 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
       if (!Array.isArray(value) || !value.every(isStr)) throw bad(where, key, 'a list of strings', value);
       return value;
     case 'units':
-      if (!Array.isArray(value) || value.length === 0) throw bad(where, key, 'a non-empty list of unit files', value);
+      if (!Array.isArray(value)) throw bad(where, key, 'a list of unit files', value);
       for (const u of value) {
         const inline = u && typeof u === 'object' && isStr((u as { name: unknown }).name) && isStr((u as { text: unknown }).text)
           && Object.keys(u).every((k) => k === 'name' || k === 'text');
@@ -108,8 +119,8 @@ export function checkSetting(where: string, setting: Setting, value: unknown): u
 }
 
 /**
- * Accept camelCase and hyphenated keys, refuse unknown keys and wrong types, and return the options in
- * canonical camelCase.
+ * Accept camelCase and hyphenated keys, refuse unknown keys and wrong types (all of them in one error), and
+ * return the options in canonical camelCase.
  */
 export function normalizeOptions(where: string, raw: unknown): Partial<PortableServiceOptions> {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -120,23 +131,28 @@ export function normalizeOptions(where: string, raw: unknown): Partial<PortableS
     byName.set(s.key, s);
     byName.set(hyphenate(s.key), s);
   }
+  const problems = collectProblems(where);
   const out: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(raw)) {
     if (name === 'baseDir') {
-      out.baseDir = checkSetting(where, { key: 'baseDir', kind: 'string', flag: '', help: '' }, value);
+      problems.check(() => (out.baseDir = checkSetting(where, { key: 'baseDir', kind: 'string', flag: '', help: '', default: '' }, value)));
       continue;
     }
     const setting = byName.get(name);
     if (!setting) {
-      const known = SETTINGS.map((s) => s.key).join(', ');
-      throw new MkportableError('CONFIG_INVALID', `${where}: unknown option '${name}' (known: ${known})`, where);
+      const hint = didYouMean(name, byName.keys(), (c) => `'${c}'`);
+      const known = hint ? '' : ` (known: ${SETTINGS.map((s) => s.key).join(', ')})`;
+      problems.add(new MkportableError('CONFIG_INVALID', `${where}: unknown option '${name}'${hint}${known}`, where));
+      continue;
     }
     if (setting.key in out) {
-      throw new MkportableError('CONFIG_INVALID', `${where}: '${setting.key}' is given twice (as '${name}' and another spelling)`, where);
+      problems.add(new MkportableError('CONFIG_INVALID', `${where}: '${setting.key}' is given twice (as '${name}' and another spelling)`, where));
+      continue;
     }
     if (value === undefined) continue;
-    out[setting.key] = checkSetting(where, setting, value);
+    problems.check(() => (out[setting.key] = checkSetting(where, setting, value)));
   }
+  problems.done();
   return out as Partial<PortableServiceOptions>;
 }
 

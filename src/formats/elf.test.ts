@@ -4,7 +4,7 @@ import { promises as fs, existsSync, readdirSync, statSync, realpathSync } from 
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { isElfMagic, readElfInfo, type ElfInfo, type ElfRead } from './elf.js';
+import { isElfMagic, readElfInfo, readGlibcLoaderConfig, readMuslLoaderConfig, type ElfInfo, type ElfRead } from './elf.js';
 import { MkportableError } from '../errors.js';
 import { needs } from '../../test/support/env.js';
 
@@ -211,7 +211,7 @@ test('synthetic ELF32/ELF64 in both byte orders, with and without a mapped strin
         const b = buildElf(spec);
         const info = await readElfInfo(memRead(b), b.length, 'synthetic');
         assert.deepEqual(info, {
-          class: is64 ? 64 : 32, endian: le ? 'le' : 'be', machine: is64 ? 43 : 20, osabi: 0, type: 3,
+          class: is64 ? 64 : 32, endian: le ? 'le' : 'be', machine: is64 ? 43 : 20, osabi: 0, type: 3, flags: 0,
           interpreter: '/lib/ld.so.1', needed: ['libfoo.so.1', 'libbar.so.2'], soname: 'libme.so.3', runpath: '$ORIGIN/../lib',
         }, JSON.stringify({ is64, le, mapStrtab }));
       }
@@ -312,4 +312,82 @@ test('hostile synthetic headers are rejected without large reads', async () => {
     mutate(b);
     assert.equal(await expectValidOrElfInvalid(b, label), 'invalid', label);
   }
+});
+
+// ---- what a loader compiled in, read without running it ----
+
+/** The oracle: the "system search path" lines `ld.so --help` prints (tests may run it; the product never does). */
+function helpDirs(ldso: string): string[] | undefined {
+  const r = spawnSync(ldso, ['--help'], { encoding: 'utf8' });
+  if (r.status !== 0) return undefined;
+  return [...r.stdout.matchAll(/^\s+(\/\S*) \(system search path\)$/gm)].map((m) => m[1]);
+}
+
+async function loaderConfigOf(p: string) {
+  const b = new Uint8Array(await fs.readFile(p));
+  return readGlibcLoaderConfig(memRead(b), b.length);
+}
+
+const glibcLoaders = [
+  '/lib64/ld-linux-x86-64.so.2', '/lib32/ld-linux.so.2', '/lib/ld-linux.so.2',
+  '/var/cache/mkportable/trixie-portabled/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+  '/var/cache/mkportable/bookworm-portabled/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2',
+].filter(existsSync).map((p) => realpathSync(p)).filter((p, i, all) => all.indexOf(p) === i);
+
+test('glibc system directories read out of ld.so match `ld.so --help`', { skip: !glibcLoaders.length && 'no glibc loader' }, async () => {
+  let compared = 0;
+  for (const ldso of glibcLoaders) {
+    const want = helpDirs(ldso);
+    if (!want) continue; // e.g. a 32-bit loader on a kernel without IA32 emulation
+    const got = await loaderConfigOf(ldso);
+    assert.deepEqual(got.systemDirs, want, ldso);
+    assert.equal(got.confirmed, true, ldso);
+    assert.equal(got.cachePath, '/etc/ld.so.cache', ldso);
+    compared++;
+  }
+  assert.ok(compared >= 1);
+});
+
+test('system directories of a synthetic loader: with a length table, without one, without section headers', { skip: !hasTool('gcc') && 'no gcc' }, async (t) => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ldso-synth-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  // The shape glibc's dl-load.c gives them: one string of NUL-separated dirs with trailing slashes, and size_t lengths.
+  const src = (table: boolean) => `#include <stddef.h>
+static const char system_dirs[] = "/opt/sys/lib64/\\0/usr/lib64/\\0/weird+dir_1.2/lib/";
+${table ? 'static const size_t system_dirs_len[] = { 15, 11, 19 };' : ''}
+static const char other[] = "/proc/self/fd/";
+const char *pick(int i) { return i == 7 ? other : i == 9 ? "/etc/ld.so.cache" : system_dirs + ${table ? 'system_dirs_len[i & 1]' : 'i'}; }
+`;
+  for (const table of [true, false]) {
+    const c = path.join(dir, `l${table}.c`), so = path.join(dir, `l${table}.so`);
+    await fs.writeFile(c, src(table));
+    const r = spawnSync('gcc', ['-O2', '-shared', '-fPIC', '-o', so, c], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const got = await loaderConfigOf(so);
+    assert.deepEqual(got.systemDirs, ['/opt/sys/lib64', '/usr/lib64', '/weird+dir_1.2/lib'], `table=${table}`);
+    assert.equal(got.confirmed, table);
+    assert.equal(got.cachePath, '/etc/ld.so.cache');
+    // Without section headers the whole file is searched.
+    const b = new Uint8Array(await fs.readFile(so));
+    new DataView(b.buffer).setBigUint64(40, 0n, true);
+    const bare = await readGlibcLoaderConfig(memRead(b), b.length);
+    assert.deepEqual(bare.systemDirs, got.systemDirs);
+  }
+  // Something that is not a loader has no system directories, and garbage is not an error.
+  assert.equal((await loaderConfigOf(['/usr/bin/true', '/bin/true'].find(existsSync)!)).systemDirs, undefined);
+  const junk = new Uint8Array(100).fill(0x41);
+  assert.deepEqual(await readGlibcLoaderConfig(memRead(junk), junk.length), { confirmed: false });
+});
+
+const muslLibc = ['/usr/lib/x86_64-linux-musl/libc.so', '/lib/ld-musl-x86_64.so.1'].filter(existsSync).map((p) => realpathSync(p))[0];
+
+test('musl keeps its default path and path file name as strings', { skip: !muslLibc && 'musl not installed' }, async () => {
+  const b = new Uint8Array(await fs.readFile(muslLibc!));
+  const got = await readMuslLoaderConfig(memRead(b), b.length);
+  // The oracle: musl's own strings as binutils shows them.
+  const strings = spawnSync('strings', ['-a', muslLibc!], { encoding: 'utf8' }).stdout.split('\n');
+  const template = strings.find((s) => /^%\.\*s\/etc\/ld-musl-.*\.path$/.test(s));
+  assert.equal(got.pathFile, template?.slice(4));
+  assert.deepEqual(got.defaultPath, ['/lib', '/usr/local/lib', '/usr/lib']);
+  assert.ok(strings.includes(got.defaultPath!.join(':')));
 });

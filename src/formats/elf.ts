@@ -12,6 +12,8 @@ export interface ElfInfo {
   osabi: number;
   /** ET_EXEC = 2, ET_DYN = 3 (shared objects and PIE executables alike). */
   type: number;
+  /** e_flags: the ABI variant on ARM (float ABI), RISC-V, MIPS; 0 on x86. */
+  flags: number;
   /** PT_INTERP, e.g. "/lib64/ld-linux-x86-64.so.2"; absent for static binaries and most libraries. */
   interpreter?: string;
   /** DT_NEEDED entries in file order (which is the order ld.so loads them in). */
@@ -138,7 +140,7 @@ export async function readElfInfo(read: ElfRead, size: number, name: string): Pr
     }
   }
 
-  const info: ElfInfo = { class: cls, endian, machine, osabi: ident[7], type, needed: [] };
+  const info: ElfInfo = { class: cls, endian, machine, osabi: ident[7], type, flags: f.u32(eh, is64 ? 48 : 36), needed: [] };
 
   const interp = segments.find((s) => s.type === PT_INTERP);
   if (interp) {
@@ -239,4 +241,182 @@ function concat(parts: Uint8Array[]): Uint8Array {
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the identification header alone
+
+export interface ElfHeaderFacts {
+  class: 32 | 64;
+  endian: 'le' | 'be';
+  type: number;
+  machine: number;
+  flags: number;
+}
+
+/**
+ * What the first bytes of a file say (class, byte order, type, machine, e_flags), or undefined when they
+ * are not a complete ELF header of a known class and byte order. Needs the file's first 64 bytes.
+ */
+export function elfHeaderFacts(head: Uint8Array): ElfHeaderFacts | undefined {
+  if (!isElfMagic(head) || head.length < 52) return undefined;
+  const cls = head[4] === 1 ? 32 : head[4] === 2 ? 64 : undefined;
+  const endian = head[5] === 1 ? 'le' : head[5] === 2 ? 'be' : undefined;
+  if (!cls || !endian || head.length < (cls === 64 ? 64 : 52)) return undefined;
+  const f = new Fields(cls === 64, endian === 'le');
+  return { class: cls, endian, type: f.u16(head, 16), machine: f.u16(head, 18), flags: f.u32(head, cls === 64 ? 48 : 36) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// what a dynamic loader compiled in
+
+/** Section headers by name, or [] when the file has none (stripped sections) or they do not add up. */
+async function sectionsByName(read: ElfRead, size: number): Promise<Map<string, { offset: number; size: number }>> {
+  const out = new Map<string, { offset: number; size: number }>();
+  const eh = await read(0, 64);
+  const facts = elfHeaderFacts(eh);
+  if (!facts) return out;
+  const is64 = facts.class === 64;
+  const f = new Fields(is64, facts.endian === 'le');
+  const shoff = f.word(eh, is64 ? 40 : 32);
+  const shentsize = f.u16(eh, is64 ? 58 : 46);
+  const shSize = is64 ? 64 : 40;
+  if (shoff === 0n || shentsize !== shSize || shoff >= BigInt(size)) return out;
+  const at = Number(shoff);
+  let shnum = f.u16(eh, is64 ? 60 : 48);
+  let shstrndx = f.u16(eh, is64 ? 62 : 50);
+  const s0 = await read(at, shSize);
+  if (s0.length < shSize) return out;
+  if (shnum === 0) shnum = Number(f.word(s0, is64 ? 32 : 20));
+  if (shstrndx === 0xffff) shstrndx = f.u32(s0, is64 ? 40 : 24);
+  if (shnum > 0x10000 || at + shnum * shSize > size || shstrndx >= shnum) return out;
+  const table = await read(at, shnum * shSize);
+  const entry = (i: number) => {
+    const sh = table.subarray(i * shSize, (i + 1) * shSize);
+    return { name: f.u32(sh, 0), type: f.u32(sh, 4), offset: f.word(sh, is64 ? 24 : 16), size: f.word(sh, is64 ? 32 : 20) };
+  };
+  const inFile = (e: { offset: bigint; size: bigint }) => e.offset + e.size <= BigInt(size);
+  const names = entry(shstrndx);
+  if (!inFile(names) || names.size > 1n << 20n) return out;
+  const strtab = await read(Number(names.offset), Number(names.size));
+  for (let i = 1; i < shnum; i++) {
+    const e = entry(i);
+    const SHT_NOBITS = 8;
+    if (e.type === SHT_NOBITS || !inFile(e) || e.name >= strtab.length) continue;
+    const end = strtab.indexOf(0, e.name);
+    const name = decode(strtab.subarray(e.name, end < 0 ? strtab.length : end));
+    if (!out.has(name)) out.set(name, { offset: Number(e.offset), size: Number(e.size) });
+  }
+  return out;
+}
+
+/** NUL-terminated strings of a byte range, each with its offset in the range. */
+function cStrings(bytes: Uint8Array): Array<{ at: number; text: string }> {
+  const out: Array<{ at: number; text: string }> = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] !== 0) continue;
+    if (i > start) out.push({ at: start, text: latin1(bytes.subarray(start, i)) });
+    start = i + 1;
+  }
+  return out;
+}
+
+const latin1 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+
+/** A loader's read-only data: .rodata when the section headers name it, else the whole (small) file. */
+async function loaderRodata(read: ElfRead, size: number): Promise<{ rodata: Uint8Array; facts: ElfHeaderFacts } | undefined> {
+  const facts = elfHeaderFacts(await read(0, 64));
+  if (!facts) return undefined;
+  const sections = await sectionsByName(read, size).catch(() => new Map<string, { offset: number; size: number }>());
+  const ro = sections.get('.rodata');
+  // Loaders are a few hundred KiB; reading a bigger unsectioned file whole is not worth it.
+  if (!ro && size > 16 << 20) return undefined;
+  const range = ro ?? { offset: 0, size };
+  return { rodata: await read(range.offset, range.size), facts };
+}
+
+export interface GlibcLoaderConfig {
+  /**
+   * The "system search path" glibc's ld.so searches after RPATH/RUNPATH and its cache, in order, without
+   * trailing slashes, as `ld.so --help` prints it; undefined when it cannot be found in the file.
+   */
+  systemDirs?: string[];
+  /** True when a length table beside the list confirmed it (always so for the glibc builds we know). */
+  confirmed: boolean;
+  /** The cache file this ld.so reads (/etc/ld.so.cache, unless the build moved it). */
+  cachePath?: string;
+}
+
+const DIR_STRING = /^\/[\x21-\x7e]*\/$/;
+
+/**
+ * glibc keeps its system directories in ld.so as one constant: the directories, each with a trailing
+ * slash, separated by NULs (`system_dirs`, generated from the build's slibdir/libdir and the distro's
+ * extra dirs), and next to it a table of their lengths as size_t (`system_dirs_len`). We look for runs
+ * of consecutive NUL-terminated "/…/" strings in .rodata and take the longest one whose length table
+ * (in the file's word size and byte order) is there too; without a table (a compiler could fold it
+ * away), the longest run of at least two. Only runs of lib directories count. The file is never executed.
+ */
+export async function readGlibcLoaderConfig(read: ElfRead, size: number): Promise<GlibcLoaderConfig> {
+  const got = await loaderRodata(read, size);
+  if (!got) return { confirmed: false };
+  const { rodata, facts } = got;
+  const strings = cStrings(rodata);
+  const runs: Array<Array<{ at: number; text: string }>> = [];
+  let run: Array<{ at: number; text: string }> = [];
+  for (const s of strings) {
+    const prev = run[run.length - 1];
+    const adjacent = prev !== undefined && prev.at + prev.text.length + 1 === s.at;
+    if (DIR_STRING.test(s.text) && (adjacent || run.length === 0)) run.push(s);
+    else {
+      if (run.length) runs.push(run);
+      run = DIR_STRING.test(s.text) ? [s] : [];
+    }
+  }
+  if (run.length) runs.push(run);
+
+  const word = facts.class === 64 ? 8 : 4;
+  const hasLengthTable = (r: Array<{ text: string }>) => {
+    const table = Buffer.alloc(r.length * word);
+    r.forEach((s, i) => {
+      if (word === 8) facts.endian === 'le' ? table.writeBigUInt64LE(BigInt(s.text.length), i * 8) : table.writeBigUInt64BE(BigInt(s.text.length), i * 8);
+      else facts.endian === 'le' ? table.writeUInt32LE(s.text.length, i * 4) : table.writeUInt32BE(s.text.length, i * 4);
+    });
+    const hay = Buffer.from(rodata.buffer, rodata.byteOffset, rodata.byteLength);
+    // A size_t array is aligned to its word size.
+    for (let at = hay.indexOf(table); at >= 0; at = hay.indexOf(table, at + 1)) if (at % word === 0) return true;
+    return false;
+  };
+  const longest = (rs: typeof runs) => rs.reduce<(typeof runs)[number] | undefined>((best, r) => (!best || r.length > best.length ? r : best), undefined);
+  // Every library directory has "lib" in its name (lib64, libx32, a store path's /lib); other "/…/" constants
+  // such as "/proc/self/fd/" do not, and a short one could meet a matching length table by chance.
+  const libRuns = runs.filter((r) => r.every((s) => /lib/.test(s.text)));
+  const confirmed = longest(libRuns.filter(hasLengthTable));
+  // Unconfirmed, a lone "/…lib…/" string is too weak a sign (coreutils has "/.libs/"); glibc always has two
+  // dirs (slibdir and libdir) unless they are the same, and then the table is there in every build we know.
+  const chosen = confirmed ?? longest(libRuns.filter((r) => r.length >= 2));
+  const cachePath = strings.find((s) => /^\/[\x21-\x7e]*\/ld\.so\.cache$/.test(s.text))?.text;
+  return {
+    systemDirs: chosen?.map((s) => s.text.replace(/\/+$/, '') || '/'),
+    confirmed: confirmed !== undefined,
+    cachePath,
+  };
+}
+
+export interface MuslLoaderConfig {
+  /** The search path used when no path file exists ("/lib:/usr/local/lib:/usr/lib" in upstream musl). */
+  defaultPath?: string[];
+  /** The path file name after musl's prefix, e.g. "/etc/ld-musl-x86_64.path". */
+  pathFile?: string;
+}
+
+/** musl keeps its default search path and the path file's printf template ("%.*s/etc/ld-musl-ARCH.path") as strings. */
+export async function readMuslLoaderConfig(read: ElfRead, size: number): Promise<MuslLoaderConfig> {
+  const got = await loaderRodata(read, size);
+  if (!got) return {};
+  const strings = cStrings(got.rodata).map((s) => s.text);
+  const pathFile = strings.map((s) => /^%\.\*s(\/[\x21-\x7e]*\/ld-musl-[\x21-\x7e]+\.path)$/.exec(s)?.[1]).find(Boolean);
+  const def = strings.find((s) => /^\/[\x21-\x39\x3b-\x7e]*(:\/[\x21-\x39\x3b-\x7e]*)+$/.test(s) && s.split(':').every((d) => /lib/.test(d)));
+  return { defaultPath: def?.split(':'), pathFile };
 }

@@ -9,6 +9,7 @@
  * makes fixtures, hostile ones included.
  */
 import { MkportableError } from '../errors.js';
+import { fromBytes } from './bytenames.js';
 
 export const TAR_BLOCK = 512;
 
@@ -144,13 +145,20 @@ function cstring(b: Uint8Array): Uint8Array {
   return i < 0 ? b : b.subarray(0, i);
 }
 
-function decodeName(where: string, b: Uint8Array, what: string): string {
+/** A pax key: UTF-8 by the standard. */
+function decodeKey(where: string, b: Uint8Array): string {
   try {
     return utf8.decode(b);
   } catch {
-    throw archiveError(where, `${what} '${latin1.decode(b)}' is not valid UTF-8 (not supported)`);
+    throw archiveError(where, `pax key '${latin1.decode(b)}' is not valid UTF-8`);
   }
 }
+
+/**
+ * Names, link names and pax values are bytes: GNU tar stores a name that is not UTF-8 as it is (and pax allows it
+ * with hdrcharset=BINARY), so they are kept in mkportable's lossless string form (formats/bytenames.ts).
+ */
+const decodeName = (b: Uint8Array): string => fromBytes(b);
 
 /** An octal field (NUL/space padded) or a base-256 number (first byte 0x80). Negative numbers are refused. */
 export function parseNumeric(field: Uint8Array): number | null {
@@ -208,7 +216,7 @@ export function parsePax(where: string, data: Uint8Array): Map<string, Uint8Arra
     const rec = data.subarray(sp + 1, pos + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw archiveError(where, `malformed pax record at byte ${pos} of an extended header (no key)`);
-    const key = decodeName(where, rec.subarray(0, eq), 'pax key');
+    const key = decodeKey(where, rec.subarray(0, eq));
     out.set(key, rec.subarray(eq + 1));
     pos += len;
   }
@@ -319,7 +327,7 @@ export class TarReader {
     const attrs = new Map([...this.#global, ...(pax ?? [])]);
     const text = (k: string) => {
       const v = attrs.get(k);
-      return v === undefined ? undefined : decodeName(where, v, `pax ${k}`);
+      return v === undefined ? undefined : decodeName(v);
     };
     const num = (k: string, field: [number, number], what: string): number => {
       const t = text(k);
@@ -341,13 +349,13 @@ export class TarReader {
     let name: string;
     const paxPath = text('path');
     if (paxPath !== undefined) name = paxPath;
-    else if (longName) name = decodeName(where, longName, 'name');
+    else if (longName) name = decodeName(longName);
     else {
       const base = cstring(block.subarray(0, 100));
       const prefix = isUstar ? cstring(block.subarray(345, 500)) : new Uint8Array(0);
-      name = decodeName(where, prefix.length ? Uint8Array.from([...prefix, 0x2f, ...base]) : base, 'name');
+      name = decodeName(prefix.length ? Uint8Array.from([...prefix, 0x2f, ...base]) : base);
     }
-    const linkname = text('linkpath') ?? decodeName(where, longLink ?? cstring(block.subarray(157, 257)), 'link name');
+    const linkname = text('linkpath') ?? decodeName(longLink ?? cstring(block.subarray(157, 257)));
 
     let type: TarEntryType;
     switch (flag) {

@@ -78,9 +78,13 @@ function describeVerity(f: VerityFacts): string[] {
   return lines;
 }
 
-export function formatReport(r: ImageReport): string {
+export function formatReport(r: ImageReport & { extensions?: { name: string; release: Record<string, string | undefined> }[] }): string {
   const lines: string[] = [`Image: ${r.name}`];
   if (r.image) lines.push(...describeVerity(r.image));
+  for (const e of r.extensions ?? []) {
+    const found = Object.entries(e.release).map(([v, p]) => `systemd ${v}: ${p ?? 'none'}`).join(', ');
+    lines.push(`Extension: ${e.name} (extension-release: ${found})`);
+  }
   lines.push(`Prefix: ${r.prefixes.join(' ')}`);
   lines.push('os-release:');
   for (const [k, v] of Object.entries(r.osRelease)) lines.push(`  ${k}=${v}`);

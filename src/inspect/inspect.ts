@@ -252,7 +252,8 @@ type Report = (severity: Severity, rule: string, message: string, p?: string) =>
 /** Every Exec program of the attached units must exist, be executable, and find what it needs inside the image. */
 async function checkPrograms(source: Source, units: FoundUnit[], report: Report): Promise<void> {
   const warnings: BuildWarning[] = [];
-  const closure = createClosure(source, createTree(), 0, warnings);
+  // The image's own loader, with the cache the image carries (or none): what will really happen at start.
+  const closure = createClosure(source, createTree(), 0, warnings, { ldCache: 'image' });
   for (const u of units) {
     let parsed;
     try {
@@ -298,6 +299,7 @@ async function checkPrograms(source: Source, units: FoundUnit[], report: Report)
     if (seen.has(w.message)) continue;
     seen.add(w.message);
     if (w.code === 'ELF_UNPARSED') report('error', 'elf-invalid', w.message, w.subject);
+    else if (w.code === 'LD_CACHE_INVALID') report('warning', 'ld-cache-invalid', w.message, w.subject);
     else report('error', w.rule ?? 'dependency-missing', w.message, w.subject);
   }
 }

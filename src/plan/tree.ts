@@ -1,8 +1,10 @@
 import type { Source } from '../sources/source.js';
+import { toBytes } from '../formats/bytenames.js';
 
 /**
  * The in-memory image tree: absolute image path -> entry. Writers consume only this, so the native writer and
- * mksquashfs produce images of the same tree.
+ * mksquashfs produce images of the same tree. Paths, symlink targets and xattr names are bytes, held as strings
+ * in the lossless form of formats/bytenames.ts (UTF-8 as such, any other byte as U+DC80..U+DCFF).
  */
 export type FileContent =
   | { kind: 'source'; source: Source; path: string }
@@ -63,7 +65,7 @@ export function childrenOf(tree: ImageTree, dir: string): string[] {
   for (const p of tree.entries.keys()) {
     if (p !== '/' && p.startsWith(prefix) && !p.slice(prefix.length).includes('/')) names.push(p.slice(prefix.length));
   }
-  return names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return sortByBytes(names);
 }
 
 /** Paths in depth-first order with siblings sorted, the order a writer visits them. */
@@ -79,7 +81,7 @@ export function walkTree(tree: ImageTree): string[] {
   const out: string[] = [];
   const visit = (dir: string) => {
     out.push(dir);
-    const kids = (byParent.get(dir) ?? []).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    const kids = sortByBytes(byParent.get(dir) ?? []);
     for (const k of kids) {
       if (tree.entries.get(k)?.type === 'dir') visit(k);
       else out.push(k);
@@ -87,4 +89,9 @@ export function walkTree(tree: ImageTree): string[] {
   };
   if (tree.entries.has('/')) visit('/');
   return out;
+}
+
+/** Strings sorted by their bytes (each converted once). */
+function sortByBytes(names: string[]): string[] {
+  return names.map((n) => ({ n, b: toBytes(n) })).sort((x, y) => Buffer.compare(x.b, y.b)).map((x) => x.n);
 }

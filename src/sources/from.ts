@@ -58,7 +58,7 @@ export async function openFrom(o: OpenFromOptions): Promise<OpenedFrom> {
 /**
  * A folder seen as a root filesystem with chroot semantics: symlinks met on the way, absolute ones included,
  * resolve inside the folder (directorySource alone would let the host's kernel follow `/usr/lib/os-release`
- * to the build host's file). Extended attributes are not read (Node has no API for them).
+ * to the build host's file). Names are bytes and extended attributes are read, as directorySource does.
  */
 export function rootedDirectorySource(root: string): Source {
   const inner = directorySource(root, `dir:${root}`);
@@ -87,9 +87,15 @@ export function rootedDirectorySource(root: string): Source {
       if (r === undefined) throw enoent(p);
       return inner.readlink(r);
     },
+    async xattrs(p) {
+      const r = await withRealParent(p);
+      if (r === undefined) throw enoent(p);
+      return inner.xattrs!(r);
+    },
     readdir: async (p) => inner.readdir(await real(p)),
     read: async (p, offset, length) => inner.read(await real(p), offset, length),
     readFile: async (p) => inner.readFile(await real(p)),
+    dataRanges: async (p, size) => inner.dataRanges!(await real(p), size),
     // Paths given by the planner and the resolver have no symlinks in them; anything else is read through read().
     hostPath: () => undefined,
   };

@@ -1,5 +1,8 @@
 import { promises as fs, constants as fsc } from 'node:fs';
 import path from 'node:path';
+import { MkportableError } from '../errors.js';
+import { compareNames, fromBytes, toBytes } from '../formats/bytenames.js';
+import { dataRanges, readXattrs, SPARSE_MIN } from '../native/fs.js';
 import type { Source, SourceStat, FileType } from './source.js';
 
 function typeOf(mode: number): FileType {
@@ -14,9 +17,33 @@ function typeOf(mode: number): FileType {
   }
 }
 
-/** A directory of the build host seen as a root filesystem ("/" for the host itself). */
+/** Linux's NAME_MAX: no component of a real path is longer. */
+const NAME_MAX = 255;
+
+const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/** A file-system error of the build host as a one-line error naming the path (in the source's terms). */
+function hostError(source: string, p: string, e: unknown): MkportableError {
+  if (e instanceof MkportableError) return e;
+  const c = code(e);
+  const reason = c === 'EACCES' || c === 'EPERM' ? 'permission denied'
+    : c === 'ENOENT' ? 'it disappeared while the build read it'
+    : c === 'ENAMETOOLONG' ? `the path is longer than the build host can open (PATH_MAX, 4096 bytes)`
+    : c === 'ELOOP' ? 'too many levels of symbolic links'
+    : c === 'EIO' ? 'input/output error'
+    : (/^[A-Z0-9]+: ([^,]+)/.exec(e instanceof Error ? e.message : '')?.[1] ?? String(e));
+  return new MkportableError('SOURCE_READ', `${source}:${p}: cannot read: ${reason}`, p);
+}
+
+/**
+ * A directory of the build host seen as a root filesystem ("/" for the host itself). Paths are handed to the
+ * kernel as bytes (see formats/bytenames.ts), so names that are not UTF-8 are found, listed and read as they are.
+ */
 export function directorySource(root: string, name = root === '/' ? 'host' : `dir:${root}`): Source {
-  const real = (p: string) => (root === '/' ? p : path.join(root, p));
+  const real = (p: string) => toBytes(root === '/' ? p : path.join(root, p));
+  const fail = (p: string, e: unknown) => hostError(name, p, e);
+  /** A component longer than NAME_MAX cannot exist: such a path is simply not there. */
+  const impossible = (p: string) => p.split('/').some((c) => toBytes(c).length > NAME_MAX);
   return {
     name,
     async lstat(p) {
@@ -37,24 +64,67 @@ export function directorySource(root: string, name = root === '/' ? 'host' : `di
         }
         return stat;
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-        throw e;
+        const c = code(e);
+        if (c === 'ENOENT' || c === 'ENOTDIR') return null;
+        if (c === 'ENAMETOOLONG' && impossible(p)) return null;
+        throw fail(p, e);
       }
     },
-    readlink: (p) => fs.readlink(real(p)),
-    readdir: async (p) => (await fs.readdir(real(p))).sort(),
-    async read(p, offset, length) {
-      const fh = await fs.open(real(p), 'r');
+    async readlink(p) {
       try {
-        const buf = Buffer.alloc(length);
-        const { bytesRead } = await fh.read(buf, 0, length, offset);
-        return buf.subarray(0, bytesRead);
-      } finally {
-        await fh.close();
+        return fromBytes(await fs.readlink(real(p), { encoding: 'buffer' }));
+      } catch (e) {
+        throw fail(p, e);
       }
     },
-    readFile: (p) => fs.readFile(real(p)),
+    async readdir(p) {
+      try {
+        return (await fs.readdir(real(p), { encoding: 'buffer' })).map(fromBytes).sort(compareNames);
+      } catch (e) {
+        throw fail(p, e);
+      }
+    },
+    async read(p, offset, length) {
+      try {
+        const fh = await fs.open(real(p), 'r');
+        try {
+          const buf = Buffer.alloc(length);
+          const { bytesRead } = await fh.read(buf, 0, length, offset);
+          return buf.subarray(0, bytesRead);
+        } finally {
+          await fh.close();
+        }
+      } catch (e) {
+        throw fail(p, e);
+      }
+    },
+    async readFile(p) {
+      try {
+        return await fs.readFile(real(p));
+      } catch (e) {
+        throw fail(p, e);
+      }
+    },
+    async xattrs(p) {
+      try {
+        return readXattrs(real(p));
+      } catch (e) {
+        throw fail(p, e);
+      }
+    },
+    async dataRanges(p, size) {
+      if (size < SPARSE_MIN) return undefined;
+      try {
+        const fh = await fs.open(real(p), 'r');
+        try {
+          return dataRanges(fh.fd, size);
+        } finally {
+          await fh.close();
+        }
+      } catch (e) {
+        throw fail(p, e);
+      }
+    },
     hostPath: (p) => real(p),
   };
 }

@@ -21,13 +21,15 @@
  * Hostile archives: a name with a `..` component is refused; a leading `/` is dropped (as tar does); an entry
  * whose parent is a symlink lands where the link points *inside* the rootfs (as containerd and umoci apply it),
  * never outside; a hard link must name an existing non-directory of the rootfs; duplicate entries: the last one
- * wins (tar's rule); device nodes are refused when `allowDevices` is false; names that are not UTF-8, longer
- * than 255 bytes per component or 4096 in all are refused. Nothing is ever written but the spill file.
+ * wins (tar's rule); device nodes are refused when `allowDevices` is false; names longer than 255 bytes per
+ * component or 4096 in all are refused. Names are bytes (formats/bytenames.ts): ones that are not UTF-8 are kept
+ * as they are. Nothing is ever written but the spill file.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
+import { byteLength, compareNames } from '../formats/bytenames.js';
 import type { FileType, Source, SourceStat } from './source.js';
 import { type TarEntry, type TarReader, archiveError } from '../formats/tar.js';
 
@@ -138,11 +140,11 @@ export class RootfsSource implements Source {
 
   /** Split an archive name into components: `..` refused, leading `/` and `.` dropped. */
   #components(where: string, name: string, what = 'entry'): string[] {
-    if (Buffer.byteLength(name) > MAX_PATH) throw archiveError(where, `${what} '${name.slice(0, 80)}…' is longer than ${MAX_PATH} bytes`);
+    if (byteLength(name) > MAX_PATH) throw archiveError(where, `${what} '${name.slice(0, 80)}…' is longer than ${MAX_PATH} bytes`);
     const parts = name.split('/').filter((c) => c !== '' && c !== '.');
     for (const c of parts) {
       if (c === '..') throw archiveError(where, `${what} '${name}' has a '..' component (refused: it could point outside the rootfs)`);
-      if (Buffer.byteLength(c) > MAX_NAME) throw archiveError(where, `${what} '${name}' has a component longer than ${MAX_NAME} bytes`);
+      if (byteLength(c) > MAX_NAME) throw archiveError(where, `${what} '${name}' has a component longer than ${MAX_NAME} bytes`);
     }
     return parts;
   }
@@ -288,7 +290,7 @@ export class RootfsSource implements Source {
         if (e.size > 0) inode.data = await this.#capture(input, e);
         break;
       case 'symlink':
-        inode = this.#inode({ type: 'symlink', size: Buffer.byteLength(e.linkname), target: e.linkname, ...meta, mode: 0o777 });
+        inode = this.#inode({ type: 'symlink', size: byteLength(e.linkname), target: e.linkname, ...meta, mode: 0o777 });
         break;
       case 'char':
       case 'block':
@@ -410,7 +412,7 @@ export class RootfsSource implements Source {
   async readdir(p: string): Promise<string[]> {
     const n = this.#need(p, true);
     if (!n.children) throw Object.assign(new Error(`ENOTDIR: ${this.name}:${p}: not a directory`), { code: 'ENOTDIR' });
-    return [...n.children.keys()].sort();
+    return [...n.children.keys()].sort(compareNames);
   }
 
   /** Extended attributes from the tar headers (planFromSource and the minimal closure copy them into the image). */
@@ -450,7 +452,7 @@ export class RootfsSource implements Source {
     return this.read(p, 0, n.inode.size);
   }
 
-  hostPath(): string | undefined {
+  hostPath(): Buffer | undefined {
     return undefined;
   }
 

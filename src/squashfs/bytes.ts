@@ -83,9 +83,6 @@ export function copyBytes(bytes: Uint8Array, start = 0, end = bytes.length): Uin
   return out;
 }
 
-const encoder = new TextEncoder();
-export const utf8 = (s: string): Uint8Array => encoder.encode(s);
-
 /** Byte-wise unsigned comparison, the order squashfs directories are sorted in. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);

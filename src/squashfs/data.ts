@@ -15,8 +15,9 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { MkportableError } from '../errors.js';
+import { MkportableError, systemReason } from '../errors.js';
 import { copyBytes } from './bytes.js';
+import { dataRanges, SPARSE_MIN } from '../native/fs.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
 import type { FragmentEntry } from './fragment-table.js';
 import type { ImageFile } from './output.js';
@@ -140,6 +141,8 @@ class ItemQueue {
 interface RawFile {
   /** `into`, when given and big enough, may be used instead of a new buffer. */
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Where the file holds data, when the source can tell (its holes need not be read). */
+  ranges?: [number, number][];
   close(): Promise<void>;
 }
 
@@ -148,7 +151,7 @@ function sourceError(node: PlanNode, reason: string): MkportableError {
   return new MkportableError('SOURCE_READ', `${where}: ${reason}`, node.path);
 }
 
-const unreadable = (node: PlanNode, e: unknown) => sourceError(node, `cannot read: ${e instanceof Error ? e.message : String(e)}`);
+const unreadable = (node: PlanNode, e: unknown) => sourceError(node, `cannot read: ${systemReason(e)}`);
 
 async function openRaw(node: PlanNode): Promise<RawFile> {
   const e = node.entry;
@@ -159,7 +162,14 @@ async function openRaw(node: PlanNode): Promise<RawFile> {
   }
   const host = c.source.hostPath(c.path);
   if (host === undefined) {
+    let ranges: [number, number][] | undefined;
+    try {
+      ranges = await c.source.dataRanges?.(c.path, e.size);
+    } catch (err) {
+      throw unreadable(node, err);
+    }
     return {
+      ranges,
       async read(offset, length) {
         try {
           const got = await c.source.read(c.path, offset, length);
@@ -178,6 +188,7 @@ async function openRaw(node: PlanNode): Promise<RawFile> {
     throw unreadable(node, err);
   }
   return {
+    ranges: e.size >= SPARSE_MIN ? dataRanges(fh.fd, e.size) : undefined,
     async read(offset, length, into) {
       const buf = into && into.byteOffset === 0 && into.length >= length ? into.subarray(0, length) : new Uint8Array(length);
       let done = 0;
@@ -217,6 +228,8 @@ class FileReader {
   #endChecked = false;
   /** The last view handed out spans the whole read buffer (bar the end-check byte): own() can give it away. */
   #lastIsWhole = false;
+  /** Index into the raw file's data ranges of the first one not wholly before #at. */
+  #range = 0;
 
   constructor(node: PlanNode, raw: RawFile, size: number) {
     this.#node = node;
@@ -231,6 +244,19 @@ class FileReader {
     this.#at += length;
     this.#lastIsWhole = start === 0 && this.#buf.length - length <= 1;
     return this.#buf.subarray(start, start + length);
+  }
+
+  /**
+   * When the next `length` bytes lie in a hole of a sparse file (they read as zeros), step over them without
+   * reading and return true.
+   */
+  skipHole(length: number): boolean {
+    const ranges = this.#raw.ranges;
+    if (!ranges) return false;
+    while (this.#range < ranges.length && ranges[this.#range][1] <= this.#at) this.#range++;
+    if (this.#range < ranges.length && ranges[this.#range][0] < this.#at + length) return false;
+    this.#at += length;
+    return true;
   }
 
   /** The last block from next() in a buffer of its own, safe to transfer. */
@@ -258,8 +284,10 @@ class FileReader {
   /** After the last block: fail if the file goes on past its planned size. */
   async finish(): Promise<void> {
     if (this.#endChecked) return;
-    const more = await this.#raw.read(this.#size, 1);
-    if (more.length > 0) throw this.#changed(`grew beyond ${this.#size} bytes`);
+    // The last byte and one past it: a hole skipped at the end must not hide a file that shrank.
+    const last = await this.#raw.read(this.#size - 1, 2);
+    if (last.length > 1) throw this.#changed(`grew beyond ${this.#size} bytes`);
+    if (last.length < 1) throw this.#changed(`${this.#size} → fewer bytes`);
   }
 
   #changed(what: string): MkportableError {
@@ -355,8 +383,13 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
         layout.blocks = new Uint32Array(blockCount);
         queue.push({ kind: 'start', layout });
         for (let i = 0; i < blockCount; i++) {
-          await window.acquire();
           const length = Math.min(bs, size - i * bs);
+          if (reader.skipHole(length)) {
+            hash?.update(length === bs ? zeros : zeros.subarray(0, length));
+            layout.sparse += length;
+            continue; // layout.blocks[i] stays 0: a sparse block
+          }
+          await window.acquire();
           let chunk: Uint8Array;
           try {
             chunk = await reader.next(length);

@@ -10,8 +10,9 @@
  */
 import { MkportableError } from '../errors.js';
 import type { Entry, ImageTree } from '../plan/tree.js';
-import { compareBytes, utf8 } from './bytes.js';
-import { MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_IDS, MAX_NAME, MAX_SYMLINK_TARGET, INVALID_XATTR } from './format.js';
+import { compareBytes } from './bytes.js';
+import { MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_IDS, MAX_SYMLINK_TARGET, INVALID_XATTR } from './format.js';
+import { toBytes } from '../formats/bytenames.js';
 import type { MetadataRef } from './metadata.js';
 import { parseXattrName, type Xattr } from './xattr-table.js';
 
@@ -54,13 +55,19 @@ export interface Plan {
 }
 
 export function invalidTree(path: string, reason: string): MkportableError {
-  return new MkportableError('OUTPUT_FAILED', `${path}: ${reason} (cannot be stored in a squashfs image)`, path);
+  return new MkportableError('UNSTORABLE', `${path}: ${reason} (cannot be stored in a squashfs image)`, path);
 }
+
+/**
+ * Longest name written: Linux's NAME_MAX. The format would take 256 bytes, but no Linux file system can hold
+ * such a name, so unsquashfs could not extract it and nothing could have made it.
+ */
+export const MAX_STORED_NAME = 255;
 
 const clampTime = (t: number): number => Math.min(0xffffffff, Math.max(0, Math.floor(t)));
 
 function validateName(path: string, name: Uint8Array): void {
-  if (name.length === 0 || name.length > MAX_NAME) throw invalidTree(path, `name of ${name.length} bytes (1..${MAX_NAME} allowed)`);
+  if (name.length === 0 || name.length > MAX_STORED_NAME) throw invalidTree(path, `name of ${name.length} bytes (1..${MAX_STORED_NAME} allowed)`);
   if (name.includes(0)) throw invalidTree(path, 'name contains a NUL byte');
 }
 
@@ -76,7 +83,7 @@ function validateEntry(path: string, e: InodeEntry): void {
       }
       break;
     case 'symlink': {
-      const n = utf8(e.target).length;
+      const n = toBytes(e.target).length;
       if (n === 0 || n > MAX_SYMLINK_TARGET) throw invalidTree(path, `symlink target of ${n} bytes (1..${MAX_SYMLINK_TARGET} allowed)`);
       break;
     }
@@ -107,7 +114,7 @@ function resolveLink(tree: ImageTree, path: string): string {
 
 function xattrSet(path: string, xattrs: Record<string, Uint8Array> | undefined): { key: string; set: Xattr[] } | null {
   if (!xattrs) return null;
-  const names = Object.keys(xattrs).sort((a, b) => compareBytes(utf8(a), utf8(b)));
+  const names = Object.keys(xattrs).sort((a, b) => compareBytes(toBytes(a), toBytes(b)));
   if (names.length === 0) return null;
   const set: Xattr[] = [];
   for (const full of names) {
@@ -145,7 +152,7 @@ export function planImage(tree: ImageTree): Plan {
     const parentPath = slash === 0 ? '/' : path.slice(0, slash);
     const name = path.slice(slash + 1);
     if (name === '.' || name === '..') throw invalidTree(path, `'${name}' as a name`);
-    const nameBytes = utf8(name);
+    const nameBytes = toBytes(name);
     validateName(path, nameBytes);
     const parentEntry = tree.entries.get(parentPath);
     if (!parentEntry || parentEntry.type !== 'dir') throw invalidTree(path, `parent '${parentPath}' is not a directory in the image`);

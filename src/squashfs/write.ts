@@ -9,9 +9,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
-import { MkportableError, isMkportableError } from '../errors.js';
+import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import type { ImageTree } from '../plan/tree.js';
-import { utf8 } from './bytes.js';
+import { toBytes } from '../formats/bytenames.js';
 import { writeData, type FileLayout } from './data.js';
 import { writeDirectory, type WrittenDirectory } from './directory.js';
 import { writeExportTable } from './export-table.js';
@@ -104,7 +104,7 @@ function encodeNode(n: PlanNode, listings: Map<PlanNode, WrittenDirectory>, layo
       });
     }
     case 'symlink':
-      return encodeSymlinkInode(h, { nlink: n.nlink, target: utf8(e.target), xattr: n.xattr });
+      return encodeSymlinkInode(h, { nlink: n.nlink, target: toBytes(e.target), xattr: n.xattr });
     case 'char':
     case 'block':
       return encodeDeviceInode(h, { kind: e.type, nlink: n.nlink, major: e.major, minor: e.minor, xattr: n.xattr });
@@ -199,7 +199,7 @@ export async function writeSquashfs(tree: ImageTree, outFile: string, opts: Writ
     await out?.close();
     await fs.rm(outFile, { force: true });
     if (isMkportableError(e)) throw e;
-    throw new MkportableError('OUTPUT_FAILED', `${outFile}: ${e instanceof Error ? e.message : String(e)}`, outFile);
+    throw new MkportableError('OUTPUT_FAILED', `${outFile}: cannot write: ${systemReason(e)}`, outFile);
   } finally {
     await pool.close();
   }

@@ -4,7 +4,8 @@
  * u32 ids, u32 0} followed by the id table's chunk index. Sets xattr_id_table_start (the header).
  */
 import type { Compressor } from '../compress/types.js';
-import { ByteBuilder, utf8 } from './bytes.js';
+import { ByteBuilder } from './bytes.js';
+import { toBytes } from '../formats/bytenames.js';
 import { XATTR_ID_ENTRY_SIZE, XATTR_PREFIXES, type Superblock } from './format.js';
 import { MetadataWriter, encodeIndexedTable, refToU64 } from './metadata.js';
 import type { ImageFile } from './output.js';
@@ -21,7 +22,7 @@ export interface Xattr {
 export function parseXattrName(full: string): { type: number; name: Uint8Array } | null {
   for (let type = 0; type < XATTR_PREFIXES.length; type++) {
     const prefix = XATTR_PREFIXES[type];
-    if (full.startsWith(prefix) && full.length > prefix.length) return { type, name: utf8(full.slice(prefix.length)) };
+    if (full.startsWith(prefix) && full.length > prefix.length) return { type, name: toBytes(full.slice(prefix.length)) };
   }
   return null;
 }

@@ -80,7 +80,8 @@ export function imageFileName(pname: string, version: string): string {
   validateVersion(version);
   const name = `${pname}_${version}.raw`;
   if (byteLength(name) > NAME_MAX) {
-    throw nameError(`image file name ${quoted(name)} is longer than ${NAME_MAX} bytes; shorten pname or version`, 'version');
+    const shown = name.length > 40 ? `${name.slice(0, 32)}…${name.slice(-8)}` : name;
+    throw nameError(`image file name ${quoted(shown)} (${byteLength(name)} bytes) is longer than ${NAME_MAX} bytes, the most a file name can have; shorten pname or version`, 'version');
   }
   return name;
 }

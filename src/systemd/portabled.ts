@@ -91,3 +91,105 @@ export function isPortableUnitType(unitName: string): boolean {
 export function portablePrefixes(osRelease: Record<string, string>): string[] | undefined {
   return osRelease.PORTABLE_PREFIXES?.split(/\s+/).filter(Boolean);
 }
+
+/**
+ * Layered images (portable extensions since 249, sysext, confext since 255): what an extension carries and how
+ * portabled and systemd-sysext match it against its base (extension-util.c, extension-release.c, os-util.c).
+ */
+export type ImageKind = 'portable' | 'extension' | 'sysext' | 'confext';
+export const IMAGE_KINDS: readonly ImageKind[] = ['portable', 'extension', 'sysext', 'confext'];
+
+/** Folders an extension's files may live in: only these are overlaid at run time (ExtensionImages=, sysext, confext). */
+export function extensionHierarchies(kind: ImageKind): string[] {
+  return kind === 'confext' ? ['/etc'] : ['/usr', '/opt'];
+}
+
+/** The extension-release folder: /usr/lib/extension-release.d for portable extensions and sysexts, /etc/… for confexts. */
+export function extensionReleaseDir(kind: ImageKind): string {
+  return kind === 'confext' ? '/etc/extension-release.d' : '/usr/lib/extension-release.d';
+}
+
+export function extensionReleasePath(kind: ImageKind, name: string): string {
+  return `${extensionReleaseDir(kind)}/extension-release.${name}`;
+}
+
+/** Where an extension's units go: inside /usr, so they are also there when the overlay is mounted at start. */
+export const EXTENSION_UNIT_DIR = '/usr/lib/systemd/system';
+
+/** The xattr that lets the single extension-release file match any image name (systemd ≥ 249). */
+export const EXTENSION_RELEASE_STRICT_XATTR = 'user.extension-release.strict';
+
+/** Key names: sysext and portable extensions use SYSEXT_*, confexts CONFEXT_*. */
+export function extensionKeys(kind: ImageKind): { level: string; scope: string } {
+  return kind === 'confext' ? { level: 'CONFEXT_LEVEL', scope: 'CONFEXT_SCOPE' } : { level: 'SYSEXT_LEVEL', scope: 'SYSEXT_SCOPE' };
+}
+
+/** SYSEXT_SCOPE= when absent: every scope. */
+export const DEFAULT_EXTENSION_SCOPE = ['system', 'portable'];
+
+/**
+ * The names an image file may carry in its extension-release file name: 252 takes the file name without `.raw`
+ * literally; 257 (since 256) also strips `.sysext.raw`/`.confext.raw` and accepts the name cut at the first `_`
+ * or `+` (the version). With the strict xattr set false, the single file in the folder matches any name.
+ */
+export function acceptedReleaseNames(imageFile: string, systemd: 252 | 257): string[] {
+  const base = path.basename(imageFile);
+  const names = new Set<string>();
+  const stem = base.endsWith(RAW_IMAGE_SUFFIX) ? base.slice(0, -RAW_IMAGE_SUFFIX.length) : base;
+  names.add(stem);
+  if (systemd >= 257) {
+    let s = stem;
+    for (const suffix of ['.sysext', '.confext']) if (s.endsWith(suffix)) s = s.slice(0, -suffix.length);
+    names.add(s);
+    const cut = s.search(/[_+]/);
+    if (cut > 0) names.add(s.slice(0, cut));
+  }
+  return [...names];
+}
+
+/** The versions mkportable proves against: the naming rules differ between them. */
+export const NAMING_SYSTEMD_VERSIONS = [252, 257] as const;
+
+export interface ReleaseMismatch {
+  rule: string;
+  message: string;
+}
+
+/**
+ * Does an extension's release fit the base's os-release, as extension_release_validate() judges it?
+ * `scope` is the scope asked for (portable for `portablectl attach --extension`, system for systemd-sysext).
+ */
+export function checkExtensionRelease(
+  ext: Record<string, string>, base: Record<string, string>, kind: ImageKind, opts: { scope: string; hostArch?: string; systemd?: 252 | 257 },
+): ReleaseMismatch[] {
+  const out: ReleaseMismatch[] = [];
+  const keys = extensionKeys(kind);
+  const id = ext.ID;
+  if (!id) out.push({ rule: 'extension-release-no-id', message: 'extension-release has no ID=' });
+  else if (id !== '_any' && id !== base.ID) {
+    const like = (base.ID_LIKE ?? '').split(/\s+/).filter(Boolean);
+    if (!(opts.systemd === 257 && like.includes(id))) {
+      out.push({ rule: 'extension-id-mismatch', message: `extension ID=${id} does not match the base's ID=${base.ID ?? '(none)'}` });
+    }
+  }
+  if (id !== '_any') {
+    const level = ext[keys.level];
+    if (level !== undefined && base[keys.level] !== undefined) {
+      if (level !== base[keys.level]) out.push({ rule: 'extension-level-mismatch', message: `extension ${keys.level}=${level} does not match the base's ${keys.level}=${base[keys.level]}` });
+    } else if (base.VERSION_ID !== undefined && ext.VERSION_ID !== base.VERSION_ID) {
+      out.push({ rule: 'extension-version-mismatch', message: `extension VERSION_ID=${ext.VERSION_ID ?? '(none)'} does not match the base's VERSION_ID=${base.VERSION_ID}` });
+    }
+  }
+  const scope = ext[keys.scope]?.split(/\s+/).filter(Boolean) ?? DEFAULT_EXTENSION_SCOPE;
+  if (!scope.includes(opts.scope)) out.push({ rule: 'extension-scope', message: `${keys.scope}=${scope.join(' ')} does not include '${opts.scope}'` });
+  const arch = ext.ARCHITECTURE;
+  if (arch && arch !== '_any' && opts.hostArch && arch !== opts.hostArch) {
+    out.push({ rule: 'extension-architecture', message: `ARCHITECTURE=${arch} is not the host's (${opts.hostArch})` });
+  }
+  return out;
+}
+
+/** systemd's architecture names for Node's process.arch. */
+export function systemdArchitecture(nodeArch: string = process.arch): string | undefined {
+  return ({ x64: 'x86-64', arm64: 'arm64', arm: 'arm', ia32: 'x86', ppc64: 'ppc64-le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loongarch64' } as Record<string, string>)[nodeArch];
+}

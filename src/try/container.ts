@@ -38,7 +38,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 
 export interface ExecOptions {
   /** Do not throw when the command exits non-zero. Timeouts always throw. */
@@ -122,16 +122,6 @@ export interface StartOptions {
   nspawnArgs?: string[];
 }
 
-/** The package's own folder, from src/try (tsx) or dist/src/try (compiled). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'scripts'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-    dir = up;
-  }
-}
 export const ROOTFS_SCRIPT = join(packageRoot(), 'scripts/portabled-rootfs.sh');
 /** Where the cached rootfs trees live (MKPORTABLE_ROOTFS_DIR overrides). */
 export const DEFAULT_ROOTFS_DIR = '/var/cache/mkportable';
@@ -432,6 +422,15 @@ interface Active {
 }
 const active = new Set<Active>();
 let cleanupRegistered = false;
+let signalsToCaller = false;
+
+/**
+ * While on, SIGINT/SIGTERM/SIGHUP are left to the caller (who then stops its containers itself, e.g. `try --keep`
+ * detaching on Ctrl-C); the exit handler and the watchdogs still clean up.
+ */
+export function leaveSignalsToCaller(on: boolean): void {
+  signalsToCaller = on;
+}
 
 /**
  * Makes sure containers are stopped when the process exits (normally, via an uncaught error, or
@@ -446,6 +445,7 @@ export function registerPortabledCleanup(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     const handler = (): void => {
+      if (signalsToCaller) return;
       void stopAllPortabledContainers().finally(() => {
         process.removeListener(sig, handler);
         process.kill(process.pid, sig);

@@ -10,7 +10,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { MkportableError, isMkportableError } from '../errors.js';
+import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import { dpsArchitecture, dpsLabel, encodeSignaturePartition, type DpsArchitecture } from '../formats/dps.js';
 import { encodeGpt, GPT_FLAG_READ_ONLY, guidFromBytes, SECTOR, type GptPartition } from '../formats/gpt.js';
 import { signDetached } from '../formats/pkcs7.js';
@@ -33,7 +33,7 @@ export interface ContainerOptions {
 export interface WrittenImage {
   /** The image portablectl is given: `<name>.raw`. */
   image: string;
-  /** Every file written, the image last. */
+  /** Every file written (sidecars, the SBOM), the image last. */
   outputs: string[];
   format: ImageFormat;
   /** Lowercase hex, when verity is on. */
@@ -56,14 +56,19 @@ const align = (n: number, to: number) => Math.ceil(n / to) * to;
 /** Temporary files next to their final names, renamed together. */
 class Outputs {
   readonly #files: { tmp: string; final: string }[] = [];
-  readonly #stamp = `${process.pid}.${Date.now().toString(36)}`;
+  readonly #stamp = `${process.pid}-${Date.now()}`;
 
   constructor(readonly dir: string) {}
 
-  /** A temporary path for `finalName`; listed for commit and cleanup. */
+  /** A temporary path for `finalName` in the output folder; listed for commit and cleanup. */
   add(finalName: string): string {
-    const tmp = path.join(this.dir, `.${finalName}.${this.#stamp}.tmp`);
-    this.#files.push({ tmp, final: path.join(this.dir, finalName) });
+    return this.addPath(path.join(this.dir, finalName));
+  }
+
+  /** A temporary path beside `final`, anywhere. Not named after it: a name may already take all 255 bytes. */
+  addPath(final: string): string {
+    const tmp = path.join(path.dirname(final), `.mkportable-${this.#stamp}-${this.#files.length}.tmp`);
+    this.#files.push({ tmp, final });
     return tmp;
   }
 
@@ -72,18 +77,19 @@ class Outputs {
     this.#files.push({ tmp, final: path.join(this.dir, finalName) });
   }
 
-  get finals(): string[] {
-    return this.#files.map((f) => f.final);
+  /** The final paths, `last` (the image) at the end: the order they are renamed in. */
+  ordered(last: string): { tmp: string; final: string }[] {
+    return [...this.#files.filter((f) => f.final !== last), ...this.#files.filter((f) => f.final === last)];
   }
 
-  /** Rename every file into place, the last one added (the image) last; on failure none stays. */
-  async commit(beforeLast: () => Promise<void>): Promise<void> {
+  /** Rename every file into place, `last` (the image) last, after `beforeLast`; on failure none stays. */
+  async commit(last: string, beforeLast: () => Promise<void>): Promise<void> {
     const done: string[] = [];
     try {
-      for (let i = 0; i < this.#files.length; i++) {
-        if (i === this.#files.length - 1) await beforeLast();
-        await fs.rename(this.#files[i].tmp, this.#files[i].final);
-        done.push(this.#files[i].final);
+      for (const f of this.ordered(last)) {
+        if (f.final === last) await beforeLast();
+        await fs.rename(f.tmp, f.final);
+        done.push(f.final);
       }
     } catch (e) {
       await Promise.all(done.map((f) => fs.rm(f, { force: true })));
@@ -264,32 +270,41 @@ async function writeDdi(squashfs: string, size: number, o: ContainerOptions, out
   }
 }
 
+/** A file made from the squashfs and the final image's sha256 (an SBOM), written and renamed with the rest. */
+export type Companion = (squashfs: string, image: { sha256: string }) => Promise<{ data: string | Uint8Array; file: string }>;
+
 /**
  * Turn the finished squashfs `squashfs` (a temporary file in outDir; it is consumed) into the requested outputs
  * and rename them into place together.
  */
-export async function writeContainer(squashfs: string, o: ContainerOptions): Promise<WrittenImage> {
+export async function writeContainer(squashfs: string, o: ContainerOptions, companion?: Companion): Promise<WrittenImage> {
   const out = new Outputs(o.outDir);
   try {
     const size = await padToBlock(squashfs);
     let facts: Omit<WrittenImage, 'outputs' | 'image' | 'format'>;
+    let roothash: string | undefined;
     if (o.format === 'ddi') {
       // An unsigned DDI does not carry its root hash: systemd takes it from `<name>.roothash` beside the image and
       // finds the root and verity partitions by their UUIDs. Without it the root partition is mounted unverified.
-      const roothash = o.verity && !o.signing ? out.add(`${o.name}.roothash`) : undefined;
+      roothash = o.verity && !o.signing ? out.add(`${o.name}.roothash`) : undefined;
       facts = await writeDdi(squashfs, size, o, out);
-      await fs.rm(squashfs, { force: true });
       if (roothash) await fs.writeFile(roothash, `${facts.rootHash}\n`);
     } else {
       facts = { ...(await writeSidecars(squashfs, size, o, out)), size };
-      out.adopt(squashfs, `${o.name}.raw`);
     }
-    const outputs = out.finals;
-    await out.commit(() => removeStaleSidecars(o.outDir, o.name, outputs));
-    return { image: path.join(o.outDir, `${o.name}.raw`), outputs, format: o.format, ...facts };
+    if (companion) {
+      const c = await companion(squashfs, { sha256: facts.sha256 });
+      await fs.writeFile(out.addPath(path.resolve(c.file)), c.data, { flag: 'wx' });
+    }
+    if (o.format === 'ddi') await fs.rm(squashfs, { force: true });
+    else out.adopt(squashfs, `${o.name}.raw`);
+    const image = path.join(o.outDir, `${o.name}.raw`);
+    const outputs = out.ordered(image).map((f) => f.final);
+    await out.commit(image, () => removeStaleSidecars(o.outDir, o.name, outputs));
+    return { image, outputs, format: o.format, ...facts };
   } catch (e) {
     await out.discard();
     if (isMkportableError(e)) throw e;
-    throw new MkportableError('OUTPUT_FAILED', `${path.join(o.outDir, `${o.name}.raw`)}: ${(e as Error).message}`, o.outDir);
+    throw new MkportableError('OUTPUT_FAILED', `${path.join(o.outDir, `${o.name}.raw`)}: cannot write: ${systemReason(e)}`, o.outDir);
   }
 }

@@ -48,17 +48,33 @@ export interface Run {
   stderr: string;
 }
 
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Run as this user and group (needs root). */
+  uid?: number;
+  gid?: number;
+  /** Kill the command (SIGKILL) after this many milliseconds; it then ends with code -1. */
+  timeout?: number;
+  /** Close the read end of stdout at once, as `| head -c 0` would: the command's writes get EPIPE. */
+  closeStdout?: boolean;
+}
+
 /** Run the CLI as users do (bin/mkportable.js). */
-export function runCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function runCli(args: string[], opts: RunOptions = {}): Promise<Run> {
   return runCommand(process.execPath, [path.join(REPO, 'bin/mkportable.js'), ...args], opts);
 }
 
-export function runCommand(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Run> {
+export function runCommand(cmd: string, args: string[], opts: RunOptions = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'],
+      uid: opts.uid, gid: opts.gid, timeout: opts.timeout, killSignal: 'SIGKILL',
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    if (opts.closeStdout) child.stdout.destroy();
+    else child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));

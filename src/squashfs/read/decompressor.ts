@@ -2,13 +2,13 @@
  * Which decompressor an image needs, and the one checked way to run it: every failure (a corrupt stream, output
  * larger than the caller's cap) becomes IMAGE_CORRUPT naming the block's offset.
  */
-import type { Compressor } from '../../compress/types.js';
+import type { Compressor, CompressorName } from '../../compress/types.js';
 import { Compression } from '../format.js';
 import { MkportableError } from '../../errors.js';
 import { plain } from './bytes.js';
 import { corrupt, messageOf, unsupported } from './errors.js';
 // The compressor factory (one line to swap for a stand-in while testing without the registry).
-import { compressorFromImage } from '../../compress/registry.js';
+import { compressorFromImage, requireCompressorLibrary } from '../../compress/registry.js';
 
 export const COMPRESSION_NAMES: Record<number, string> = {
   [Compression.GZIP]: 'gzip',
@@ -32,8 +32,11 @@ export async function imageCompressor(
   if (name === undefined) throw corrupt(file, `unknown compression id ${id} in the superblock`, 20);
   if (NOT_IMPLEMENTED.has(id)) throw unsupported(file, `${name} compression is not supported (use gzip, xz, lz4 or zstd)`);
   try {
+    requireCompressorLibrary(name as CompressorName);
     return await compressorFromImage(id, optionsBlock, blockSize);
   } catch (e) {
+    // A missing addon says which and how to get it, whatever the image.
+    if (e instanceof MkportableError && e.code === 'ADDON_MISSING') throw e;
     // The registry classifies what it refuses; name the image file around its message.
     if (e instanceof MkportableError && e.code === 'IMAGE_CORRUPT') throw corrupt(file, e.message, optionsBlock ? 96 : 20);
     if (e instanceof MkportableError && e.code === 'IMAGE_UNSUPPORTED') throw unsupported(file, e.message);

@@ -8,6 +8,7 @@
  */
 import { DIR_HEADER_MAX_ENTRIES, MAX_NAME, METADATA_SIZE } from '../format.js';
 import { corrupt, printable } from './errors.js';
+import { fromBytes } from '../../formats/bytenames.js';
 import { NODE_TYPES, type DirInode, type InodeRef, type NodeType } from './inode.js';
 import { copyBytes, view } from './bytes.js';
 import { MetadataCursor, type MetadataStore } from './metadata.js';
@@ -17,7 +18,7 @@ export const DIR_HEADER_SIZE = 12;
 export const DIR_ENTRY_SIZE = 8;
 
 export interface ListingEntry {
-  /** The name decoded as UTF-8 (invalid sequences become U+FFFD). */
+  /** The name as a string of bytes (formats/bytenames.ts: bytes that are not UTF-8 kept as U+DC80..U+DCFF). */
   name: string;
   nameBytes: Uint8Array;
   type: NodeType;
@@ -25,7 +26,6 @@ export interface ListingEntry {
   ref: InodeRef;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 /** Unsigned byte comparison, the order the format sorts names in. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -80,14 +80,14 @@ export async function readListing(
       const nameBytes = copyBytes(await cur.read(nameSize));
       left -= nameSize;
       const problem = checkName(nameBytes);
-      if (problem) throw bad(`entry name "${printable(utf8.decode(nameBytes))}" has ${problem}`);
+      if (problem) throw bad(`entry name "${printable(fromBytes(nameBytes))}" has ${problem}`);
       const ino = base + delta;
-      if (ino < 1 || ino > inodeCount) throw bad(`entry "${printable(utf8.decode(nameBytes))}" has inode number ${ino}, outside 1..${inodeCount}`);
+      if (ino < 1 || ino > inodeCount) throw bad(`entry "${printable(fromBytes(nameBytes))}" has inode number ${ino}, outside 1..${inodeCount}`);
       if (prev && compareBytes(prev, nameBytes) >= 0) {
-        throw bad(`names are not sorted: "${printable(utf8.decode(nameBytes))}" follows "${printable(utf8.decode(prev))}"`);
+        throw bad(`names are not sorted: "${printable(fromBytes(nameBytes))}" follows "${printable(fromBytes(prev))}"`);
       }
       prev = nameBytes;
-      entries.push({ name: utf8.decode(nameBytes), nameBytes, type: NODE_TYPES[type - 1], ino, ref: { block, offset } });
+      entries.push({ name: fromBytes(nameBytes), nameBytes, type: NODE_TYPES[type - 1], ino, ref: { block, offset } });
     }
   }
   return entries;

@@ -3,6 +3,7 @@
  * something this reader does not implement), with the image file and, where there is one, the byte offset.
  */
 import { MkportableError } from '../../errors.js';
+import { escapeName } from '../../formats/bytenames.js';
 
 export function corrupt(file: string, what: string, offset?: number | bigint): MkportableError {
   const where = offset === undefined ? '' : ` at offset ${offset}`;
@@ -23,11 +24,11 @@ export function isImageError(e: unknown): e is MkportableError {
 }
 
 /**
- * A name or path from the image, safe to put in a message or on a terminal: control characters escaped as \xNN,
- * long strings shortened.
+ * A name or path from the image, safe to put in a message or on a terminal: bytes that are not UTF-8 and control
+ * characters escaped as \xHH (formats/bytenames.ts), long strings shortened.
  */
 export function printable(s: string, max = 200): string {
-  const escaped = s.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const escaped = escapeName(s);
   return escaped.length > max ? `${escaped.slice(0, max)}…` : escaped;
 }
 

@@ -8,12 +8,13 @@
  * stat() and readlink() do not follow a symlink in the last component; readdir(), readFile() and chunks() do.
  */
 import { Readable } from 'node:stream';
-import { MkportableError } from '../../errors.js';
+import { MkportableError, systemReason } from '../../errors.js';
+import { toBytes } from '../../formats/bytenames.js';
 import type { Superblock } from '../format.js';
 import { DataReader } from './data.js';
 import { COMPRESSION_NAMES, imageCompressor } from './decompressor.js';
 import { findEntry, readListing, type ListingEntry } from './directory.js';
-import { corrupt, messageOf, notFound, printable } from './errors.js';
+import { corrupt, notFound, printable } from './errors.js';
 import { readInode, type DirInode, type FileInode, type Inode, type InodeContext, type InodeRef, type NodeType } from './inode.js';
 import { AsyncCache } from './lru.js';
 import { MetadataStore } from './metadata.js';
@@ -300,12 +301,15 @@ export class SquashfsImage {
     return inode;
   }
 
-  /** Find the entry named `name` in `dir`: by exact UTF-8 bytes, else a unique entry whose lossy name matches. */
+  /**
+   * Find the entry named `name` in `dir`: by its exact bytes, else (for a name that went through a lossy UTF-8
+   * decoding, such as a command-line argument) a unique entry whose name decodes to the same U+FFFD-marked text.
+   */
   async #lookup(dir: DirInode, name: string): Promise<ListingEntry | undefined> {
     const entries = await this.#listing(dir);
-    const exact = findEntry(entries, Buffer.from(name, 'utf8'));
+    const exact = findEntry(entries, toBytes(name));
     if (exact || !name.includes('\uFFFD')) return exact;
-    const lossy = entries.filter((e) => e.name === name);
+    const lossy = entries.filter((e) => Buffer.from(e.nameBytes).toString('utf8') === name);
     return lossy.length === 1 ? lossy[0] : undefined;
   }
 
@@ -350,7 +354,7 @@ export async function openImage(file: string, options: OpenOptions = {}): Promis
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new MkportableError('PATH_NOT_FOUND', `${file}: no such file`, file);
-    throw new MkportableError('SOURCE_READ', `${file}: cannot open (${messageOf(e)})`, file);
+    throw new MkportableError('SOURCE_READ', `${file}: cannot open: ${systemReason(e)}`, file);
   }
   let from: ByteSource = source;
   if (options.partition) {

@@ -10,4 +10,4 @@ export {
   type ReadFileOptions,
   type WalkEntry,
 } from './image.js';
-export { listCommand, formatMode } from './ls.js';
+export { listCommand, formatMode, pathArgument } from './ls.js';

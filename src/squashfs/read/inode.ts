@@ -7,6 +7,7 @@
  */
 import { INVALID_FRAGMENT, InodeType, MAX_SYMLINK_TARGET, METADATA_SIZE } from '../format.js';
 import { corrupt } from './errors.js';
+import { fromBytes } from '../../formats/bytenames.js';
 import { copyBytes, view } from './bytes.js';
 import { MetadataCursor, type MetadataStore } from './metadata.js';
 import type { ImageLayout } from './superblock.js';
@@ -91,7 +92,6 @@ export interface InodeContext {
   xattrCount: number;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 export async function readInode(ctx: InodeContext, ref: InodeRef): Promise<Inode> {
@@ -204,7 +204,7 @@ export async function readInode(ctx: InodeContext, ref: InodeRef): Promise<Inode
       const targetBytes = copyBytes(await cur.read(targetSize));
       if (targetBytes.includes(0)) throw bad('symlink target contains a NUL byte');
       const xattr = extended ? checkXattr(view(await cur.read(4)).getUint32(0, true)) : NO_XATTR;
-      return { ...common, type, nlink, xattr, target: utf8.decode(targetBytes), targetBytes };
+      return { ...common, type, nlink, xattr, target: fromBytes(targetBytes), targetBytes };
     }
     case 'block':
     case 'char': {

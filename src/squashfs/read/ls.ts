@@ -6,7 +6,10 @@
  *   crw-rw-rw-  0/0     1, 3 2024-01-01T00:00:00Z /dev/null
  *
  * Columns: mode string, uid/gid, size (major, minor for devices), mtime in UTC, path, and the symlink target.
+ * Bytes of names and targets that are not UTF-8, and control characters, are shown as `\xHH`.
  */
+import { MkportableError } from '../../errors.js';
+import { parseEscapes } from '../../formats/bytenames.js';
 import { printable } from './errors.js';
 import { openImage, type NodeStat, type NodeType, type SquashfsImage } from './image.js';
 
@@ -41,11 +44,27 @@ function sizeColumn(stat: NodeStat): string {
 }
 
 
+/**
+ * A path typed by a person, as the image names it: as given when the image has it, else with each `\xHH` read
+ * as that byte (the form ls prints names that are not UTF-8 in).
+ */
+export async function pathArgument(img: SquashfsImage, path: string): Promise<string> {
+  const parsed = parseEscapes(path);
+  if (parsed === path) return path;
+  try {
+    await img.stat(path);
+    return path;
+  } catch (e) {
+    if (e instanceof MkportableError && e.code === 'PATH_NOT_FOUND') return parsed;
+    throw e;
+  }
+}
+
 export async function listCommand(image: string | SquashfsImage, path = '/'): Promise<string> {
   const img = typeof image === 'string' ? await openImage(image) : image;
   try {
     const rows: string[][] = [];
-    for await (const { path: p, stat } of img.walk(path)) {
+    for await (const { path: p, stat } of img.walk(await pathArgument(img, path))) {
       // Control characters escaped so a hostile name cannot rewrite the terminal.
       const name = printable(p, Infinity) + (stat.type === 'symlink' ? ` -> ${printable(stat.target ?? '', Infinity)}` : '');
       rows.push([formatMode(stat.type, stat.mode), `${stat.uid}/${stat.gid}`, sizeColumn(stat), formatTime(stat.mtime), name]);

@@ -4,8 +4,8 @@
  */
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { MkportableError } from '../../errors.js';
-import { corrupt, messageOf } from './errors.js';
+import { MkportableError, systemReason } from '../../errors.js';
+import { corrupt } from './errors.js';
 
 export interface ByteSource {
   /** Total size of the image file in bytes. */
@@ -76,7 +76,7 @@ export class FileSource implements ByteSource {
       try {
         ({ bytesRead } = await this.#fh.read(out, done, length - done, offset + done));
       } catch (e) {
-        throw new MkportableError('SOURCE_READ', `${this.#file}: cannot read ${what} (${messageOf(e)})`, this.#file);
+        throw new MkportableError('SOURCE_READ', `${this.#file}: cannot read ${what}: ${systemReason(e)}`, this.#file);
       }
       if (bytesRead === 0) throw corrupt(this.#file, `${what}: the file ended early (was it truncated while open?)`, offset + done);
       done += bytesRead;

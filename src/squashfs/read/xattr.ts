@@ -8,6 +8,7 @@
  */
 import { METADATA_SIZE, XATTR_PREFIXES, XATTR_VALUE_OOL } from '../format.js';
 import { corrupt, printable, unsupported } from './errors.js';
+import { fromBytes } from '../../formats/bytenames.js';
 import { AsyncCache } from './lru.js';
 import { copyBytes, view } from './bytes.js';
 import { MetadataCursor, type MetadataStore } from './metadata.js';
@@ -23,7 +24,6 @@ export const XATTR_VALUES_MAX = 16 << 20;
 
 export type Xattrs = Record<string, Uint8Array>;
 
-const utf8 = new TextDecoder('utf-8', { fatal: false });
 
 export class XattrTable {
   readonly #store: MetadataStore;
@@ -89,7 +89,7 @@ export class XattrTable {
       }
       const nameBytes = await cur.read(nameSize);
       if (nameBytes.includes(0)) throw corrupt(file, `xattr ${i} of id ${index} has a NUL in its name`, pos);
-      const name = prefix + utf8.decode(nameBytes);
+      const name = prefix + fromBytes(nameBytes);
       const shown = printable(name);
       listSize += prefix.length + nameSize + 1;
       if (listSize > XATTR_LIST_MAX) throw corrupt(file, `xattr names of id ${index} exceed ${XATTR_LIST_MAX} bytes`, pos);

@@ -1,18 +1,16 @@
 /*
- * mkportable's binding to the system liblzma. Two synchronous one-call functions, the same liblzma calls mksquashfs
+ * xz: mkportable's binding to the system liblzma. Two synchronous one-call functions, the same liblzma calls mksquashfs
  * makes (lzma_stream_buffer_encode / lzma_stream_buffer_decode), so a block costs what it costs in mksquashfs and
  * decoding can never write past the caller's buffer. Synchronous on purpose: mkportable calls it from its own
  * worker threads. No global state, so it loads in any number of worker threads (NAPI_MODULE_INIT is context-aware).
- * Built by node-gyp when npm installs mkportable; needs lzma.h (Debian: liblzma-dev) and links the system liblzma.
+ * Needs lzma.h (Debian: liblzma-dev) and links the system liblzma.
  *
  *   encode(input, bcjFilterId, dictSize, out) -> bytes written to out, or -1 when the stream does not fit in out
  *   decode(input, out)                       -> bytes written to out; throws when corrupt or when out is too small
  *   version()                                -> liblzma's version string
  */
-#define NAPI_VERSION 8
-#include <node_api.h>
+#include "native.h"
 #include <lzma.h>
-#include <stdbool.h>
 #include <stdio.h>
 
 /* mksquashfs compresses with liblzma's preset 6 (LZMA_PRESET_DEFAULT) and replaces only the dictionary size. */
@@ -41,39 +39,7 @@ static napi_value throw_lzma(napi_env env, const char *what, lzma_ret r) {
   return NULL;
 }
 
-/* Reads a Uint8Array (or Buffer) argument; throws and returns false otherwise. */
-static bool get_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
-  bool is = false;
-  napi_typedarray_type type;
-  void *ptr = NULL;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
-      napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a Uint8Array", name);
-    napi_throw_type_error(env, NULL, msg);
-    return false;
-  }
-  *data = ptr;
-  return true;
-}
-
-static bool get_u32(napi_env env, napi_value v, const char *name, uint32_t *out) {
-  if (napi_get_value_uint32(env, v, out) != napi_ok) {
-    char msg[64];
-    snprintf(msg, sizeof msg, "%s must be a number", name);
-    napi_throw_type_error(env, NULL, msg);
-    return false;
-  }
-  return true;
-}
-
-static napi_value make_number(napi_env env, double d) {
-  napi_value r;
-  napi_create_double(env, d, &r);
-  return r;
-}
-
-static napi_value Encode(napi_env env, napi_callback_info info) {
+napi_value xz_encode(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -112,7 +78,7 @@ static napi_value Encode(napi_env env, napi_callback_info info) {
   return make_number(env, (double)out_pos);
 }
 
-static napi_value Decode(napi_env env, napi_callback_info info) {
+napi_value xz_decode(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -136,19 +102,9 @@ static napi_value Decode(napi_env env, napi_callback_info info) {
   return make_number(env, (double)out_pos);
 }
 
-static napi_value Version(napi_env env, napi_callback_info info) {
+napi_value xz_version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value r;
   napi_create_string_utf8(env, lzma_version_string(), NAPI_AUTO_LENGTH, &r);
   return r;
-}
-
-NAPI_MODULE_INIT() {
-  napi_property_descriptor props[] = {
-    {"encode", NULL, Encode, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"decode", NULL, Decode, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"version", NULL, Version, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  return exports;
 }

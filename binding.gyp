@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "mkportable_native",
+      "sources": ["src/native/addon.c", "src/native/xz.c", "src/native/fs.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-D_FILE_OFFSET_BITS=64"],
+      "libraries": ["-llzma"]
+    }
+  ]
+}

@@ -1,3 +1,0 @@
-'use strict';
-// Built by `node-gyp rebuild` when npm installs this folder (a file: dependency of mkportable).
-module.exports = require('./build/Release/mkportable_xz.node');

@@ -1,0 +1,28 @@
+/* mkportable's native addon: shared helpers and the functions each part exports. */
+#ifndef MKPORTABLE_NATIVE_H
+#define MKPORTABLE_NATIVE_H
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a Uint8Array (or Buffer) argument; throws and returns false otherwise. */
+bool get_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len);
+bool get_u32(napi_env env, napi_value v, const char *name, uint32_t *out);
+bool get_i64(napi_env env, napi_value v, const char *name, int64_t *out);
+napi_value make_number(napi_env env, double d);
+/* Throws an Error whose code is the errno's name ("ENOENT") and whose message names the call. */
+napi_value throw_errno(napi_env env, const char *call, int err);
+
+/* xz.c */
+napi_value xz_encode(napi_env env, napi_callback_info info);
+napi_value xz_decode(napi_env env, napi_callback_info info);
+napi_value xz_version(napi_env env, napi_callback_info info);
+
+/* fs.c */
+napi_value fs_list_xattrs(napi_env env, napi_callback_info info);
+napi_value fs_set_xattr(napi_env env, napi_callback_info info);
+napi_value fs_next_data(napi_env env, napi_callback_info info);
+napi_value fs_next_hole(napi_env env, napi_callback_info info);
+#endif
