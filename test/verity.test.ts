@@ -468,3 +468,15 @@ test('ls and cat read the root partition of a DDI', async (t) => {
   assert.equal(cat.code, 0, cat.stderr);
   assert.match(cat.stdout, /^PORTABLE_PREFIXES=demo$/m);
 });
+
+test('--sbom with a DDI: the SBOM names the DDI\'s sha256, hashes the files of its root, and is one of the outputs', async (t) => {
+  const out = tempDir(t);
+  const sbom = path.join(out, 'demo.spdx.json');
+  const r = await buildCli(t, ['--verity', '--format', 'ddi', '--sbom', sbom], out);
+  assert.deepEqual(r.outputs, [path.join(out, 'demo_1.0.roothash'), sbom, r.image]);
+  const doc = JSON.parse(readFileSync(sbom, 'utf8')) as { packages: { checksums?: { algorithm: string; checksumValue: string }[] }[]; files: { fileName: string }[] };
+  assert.equal(sha256File(r.image), r.sha256);
+  assert.ok(doc.packages.some((p) => p.checksums?.some((c) => c.algorithm === 'SHA256' && c.checksumValue === r.sha256)), 'the image package carries the DDI\'s sha256');
+  assert.ok(doc.files.some((f) => f.fileName === './etc/systemd/system/demo.service'));
+  assert.deepEqual(readdirSync(out).filter((f) => f.endsWith('.tmp')), [], 'no temporary file left');
+});
