@@ -54,7 +54,7 @@ if (missing.length && !IN_CI) {
       assert.ok(list.includes('package/dist/src/index.js'));
       assert.ok(list.includes('package/bin/mkportable.js'));
       assert.ok(list.includes('package/binding.gyp'));
-      assert.ok(list.includes('package/src/compress/native/xz.c'));
+      assert.ok(list.includes('package/src/native/xz.c'));
       assert.ok(list.includes('package/scripts/portabled-rootfs.sh'), 'mkportable try builds its rootfs with it');
       const extra = list.filter((f) => /\.test\.|^package\/test\/|^package\/src\/.*\.ts$|\.node$|^package\/build\/|node_modules/.test(f));
       assert.deepEqual(extra, [], 'no tests, sources or prebuilt objects');
@@ -64,7 +64,7 @@ if (missing.length && !IN_CI) {
       const i = await runCommand('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', tarball], { env: npmEnv, cwd: work });
       assert.equal(i.code, 0, `${i.stdout}\n${i.stderr}`);
       const installed = path.join(prefix, 'lib/node_modules/mkportable');
-      assert.ok(existsSync(path.join(installed, 'build/Release/mkportable_xz.node')), 'xz binding compiled at install');
+      assert.ok(existsSync(path.join(installed, 'build/Release/mkportable_native.node')), 'native addon compiled at install');
       const bin = path.join(prefix, 'bin/mkportable');
       const v = await runCommand(bin, ['--version'], { cwd: '/' });
       assert.equal(v.stdout.trim(), pkg.version);

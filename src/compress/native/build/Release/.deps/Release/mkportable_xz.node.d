@@ -1,1 +1,0 @@
-cmd_Release/mkportable_xz.node := ln -f "Release/obj.target/mkportable_xz.node" "Release/mkportable_xz.node" 2>/dev/null || (rm -rf "Release/mkportable_xz.node" && cp -af "Release/obj.target/mkportable_xz.node" "Release/mkportable_xz.node")

@@ -1,1 +1,0 @@
-cmd_Release/obj.target/mkportable_xz.node := g++ -o Release/obj.target/mkportable_xz.node -shared -pthread -rdynamic -m64  -Wl,-soname=mkportable_xz.node -Wl,--start-group Release/obj.target/mkportable_xz/xz.o -Wl,--end-group -llzma
