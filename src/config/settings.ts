@@ -50,6 +50,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'base', kind: 'string', flag: 'base', arg: 'IMAGE', help: 'base image (.raw) an extension is built against: its files are not repeated', default: 'none' },
   { key: 'allowDevices', kind: 'boolean', flag: 'no-devices', help: 'refuse device nodes in --from (config: allowDevices: false)', default: 'true' },
   { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'true' },
+  { key: 'format', kind: 'string', flag: 'format', arg: 'squashfs|ddi', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
+  { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi', default: 'false' },
+  { key: 'signingKey', kind: 'string', flag: 'signing-key', arg: 'FILE', help: 'PEM RSA private key that signs the root hash (the variable holds PEM text or a path)', default: '$MKPORTABLE_SIGNING_KEY' },
+  { key: 'signingCertificate', kind: 'string', flag: 'signing-certificate', arg: 'FILE', help: 'PEM certificate of the signing key; signs the image (.roothash.p7s or the verity-sig partition)', default: 'none' },
+  { key: 'architecture', kind: 'string', flag: 'architecture', arg: 'ARCH', help: 'DPS architecture of the ddi partitions (x86-64, arm64, ...)', default: "the ELF machine of the image's executables" },
 ];
 
 export const DEFAULTS = {
