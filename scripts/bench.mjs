@@ -300,3 +300,10 @@ if (failures.length) {
   console.error(`\nbenchmark invalid: the images are not equivalent\n${failures.join('\n')}`);
   process.exit(1);
 }
+
+// --- verity and DDI overhead (issue 12): its own script, run after the writer comparison ---
+if (!only || only === 'verity') {
+  const v = spawnSync(process.execPath, [path.join(repo, 'scripts', 'bench-verity.mjs'), ...(process.env.BENCH_VERITY_DIR ? [process.env.BENCH_VERITY_DIR] : [])], { stdio: 'inherit' });
+  if (v.status !== 0) process.exitCode = v.status ?? 1;
+}
+// --- end verity and DDI overhead ---

@@ -15,12 +15,15 @@ fi
 # headers for the native addon built at install (xz, and gzip through the system zlib); nix-bin, patchelf: real Nix store paths; umoci, skopeo: real OCI/docker
 # images; gpg, python3: signed release folders served over HTTP to systemd-sysupdate; xz-utils, zstd, lz4, attr,
 # libcap2-bin, binutils, gcc, util-linux: reference tools the tests compare against (util-linux's `script` gives
-# the progress test a terminal); musl, musl-tools: a musl
-# loader and musl-gcc for Alpine-like trees; libc6-i386: a 32-bit glibc loader to read.
+# the progress test a terminal); musl, musl-tools: a musl loader and musl-gcc for Alpine-like trees; libc6-i386: a
+# 32-bit glibc loader to read; cryptsetup-bin (veritysetup), gdisk (sgdisk), openssl: dm-verity, GPT and signature
+# references; qemu-system-x86, linux-image-amd64, initramfs-tools, e2fsprogs, kmod: the VM that runs dm-verity on a
+# real kernel.
 packages=(squashfs-tools squashfs-tools-ng systemd-container debootstrap memcached liblzma-dev zlib1g-dev
   postgresql-15 postgresql-client-15 nginx-light
   xz-utils zstd lz4 attr libcap2-bin binutils gcc libc6-dev python3 make g++
-  nix-bin patchelf umoci skopeo bzip2 gpg gpgv util-linux musl musl-tools libc6-i386)
+  nix-bin patchelf umoci skopeo bzip2 gpg gpgv util-linux musl musl-tools libc6-i386
+  cryptsetup-bin gdisk openssl qemu-system-x86 linux-image-amd64 initramfs-tools e2fsprogs kmod)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

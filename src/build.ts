@@ -1,10 +1,10 @@
 /**
  * A build, as the list of named steps in portableService(): resolve the options (once; frozen), open the input,
  * read the units, plan the tree (the rootfs, the skeleton), resolve the closure, finish the tree, then write the
- * image and check it by inspect's rules. Each step takes and returns plain data.
+ * image and check it by inspect's rules, then put the container around it (verity sidecars or a DDI). Each step
+ * takes and returns plain data.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { asMkportableError, MkportableError, type BuildWarning } from './errors.js';
 import type { PortableServiceConfig, SymlinkSpec } from './config/options.js';
@@ -36,6 +36,9 @@ import { inspectStackPaths } from './inspect/stack.js';
 import { openFrom, type OpenedFrom } from './sources/from.js';
 import { readPackageDb, type DistroPackage } from './packages/db.js';
 import { spdxForImage } from './sbom/spdx.js';
+import { writeContainer, type ImageFormat } from './writers/container.js';
+import { loadSigningKeys, type SigningKeys } from './writers/signing.js';
+import { detectArchitecture } from './writers/architecture.js';
 import { packageRoot } from './package-root.js';
 import { planFromSource } from './plan/from-source.js';
 import { makeRoom, removeEntry } from './plan/edit.js';
@@ -100,6 +103,16 @@ export interface BuildResult {
   packages: BuildPackage[];
   /** What the block cache did (native writer with the cache on; null otherwise). */
   cache: { hits: number; misses: number; stored: number; corrupt: number } | null;
+  /** 'squashfs': `image` is the squashfs (with sidecars when verity is on); 'ddi': a GPT disk image holding it. */
+  format: ImageFormat;
+  /** Every file written (sidecars and the SBOM first, the image last). */
+  outputs: string[];
+  /** The dm-verity root hash, lowercase hex, when verity is on. */
+  rootHash?: string;
+  /** Whether the root hash is signed (`.roothash.p7s`, or the DDI's root-verity-sig partition). */
+  signed: boolean;
+  /** The DPS architecture of a DDI's partitions. */
+  architecture?: string;
 }
 
 export interface BuildHooks {
@@ -119,12 +132,14 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
   step('checking options');
   const opts = resolveOptions(options);
   try {
+    // A signing key that does not belong to its certificate stops the build before anything is read.
+    const signing = await loadSigningKeys(opts);
     // A base that cannot be read, or that the extension does not match, stops the build before anything is made.
     const base = await openBaseImage(opts, step);
     try {
       if (base) await planExtensionRelease(opts, undefined, base);
       await prepareOutDir(opts.outDir);
-      return await buildSteps(opts, hooks, step, base);
+      return await buildSteps(opts, hooks, step, base, signing);
     } finally {
       await base?.close();
     }
@@ -136,7 +151,8 @@ export async function portableService(options: PortableServiceConfig, hooks: Bui
 const isInside = (file: string, dir: string) => path.resolve(file).startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 
 /** The steps, once the options are resolved and the output folder is known to take the image. */
-async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void, base: OpenedBase | undefined): Promise<BuildResult> {
+async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: string) => void, base: OpenedBase | undefined,
+  signing: SigningKeys | undefined): Promise<BuildResult> {
   let input: Input | undefined;
   try {
     input = await openInput(opts, hooks, step);
@@ -163,12 +179,14 @@ async function buildSteps(opts: ResolvedOptions, hooks: BuildHooks, step: (s: st
     }
     const provided = release ? await pruneAgainstBase(tree, base?.source, opts.kind, new Set(units.map((u) => unitPath(opts, u)))) : [];
 
+    const architecture = opts.format === 'ddi' ? opts.architecture ?? (await detectArchitecture(tree, closure.warnings)) : undefined;
+
     const files = listFiles(tree);
     step('naming the packages files come from');
     const packages = await attributePackages(files, input.source);
 
     const sbom = hooks.sbom;
-    const written = await writeChecked(tree, opts, step, hooks.onWrite, base, sbom === undefined ? undefined : async (tmp, w) => {
+    const written = await writeChecked(tree, opts, step, { signing, architecture }, hooks.onWrite, base, sbom === undefined ? undefined : async (tmp, w) => {
       step(`writing the SBOM ${sbom}`);
       const doc = await spdxForImage({ imageFile: tmp, result: { name: w.name, sha256: w.sha256, files, packages, osRelease: Object.fromEntries(osRelease) }, created: opts.mtime, toolVersion: toolVersion() });
       return { data: JSON.stringify(doc, null, 2) + '\n', file: path.resolve(sbom) };
@@ -536,21 +554,25 @@ interface Written {
   sha256: string;
   problems: Problem[];
   cache: BuildResult['cache'];
+  format: ImageFormat;
+  outputs: string[];
+  rootHash?: string;
+  signed: boolean;
+  architecture?: string;
 }
 
-/** A file made from the checked image (the SBOM), renamed into place together with it. */
+/** A file made from the checked squashfs and the final image's sha256 (the SBOM), renamed into place together with it. */
 type Companion = (tmp: string, w: { name: string; sha256: string }) => Promise<{ data: string; file: string }>;
 
 /** Write the image under a temporary name, check it, and rename it (and its companion) into place only when all is well. */
-async function writeChecked(
-  tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void, onWrite?: (p: WriteProgress) => void, base?: OpenedBase, companion?: Companion,
-): Promise<Written> {
+async function writeChecked(tree: ImageTree, opts: ResolvedOptions, step: (s: string) => void,
+  output: { signing?: SigningKeys; architecture?: string }, onWrite?: (p: WriteProgress) => void, base?: OpenedBase,
+  companion?: Companion): Promise<Written> {
   const name = `${opts.pname}_${opts.version}`;
   const image = path.join(opts.outDir, `${name}.raw`);
   // Not named after the image: `<pname>_<version>.raw` may take all 255 bytes a name can have.
   const tmp = path.join(opts.outDir, `.mkportable-${process.pid}-${Date.now()}.tmp`);
   step(`writing ${image} (${opts.backend === 'native' ? 'native writer' : 'mksquashfs'})`);
-  let extraTmp: string | undefined;
   try {
     const w = await writeImage(tree, tmp, {
       backend: opts.backend, compression: opts.compression, blockSize: opts.blockSize, mkfsTime: opts.mtime, squashfsTools: opts.squashfsTools,
@@ -559,23 +581,18 @@ async function writeChecked(
     });
     if (opts.check) step("checking the image by portabled's rules");
     const problems = opts.check ? await checkImage(tmp, `${name}.raw`, opts, base) : [];
-    const [st, sha256] = await Promise.all([fs.stat(tmp), sha256File(tmp)]);
-    let extra: { tmp: string; file: string } | undefined;
-    if (companion) {
-      const c = await companion(tmp, { name, sha256 });
-      extra = { tmp: path.join(path.dirname(c.file), `.${path.basename(c.file)}.${process.pid}.${Date.now()}.tmp`), file: c.file };
-      extraTmp = extra.tmp;
-      await fs.writeFile(extra.tmp, c.data, { flag: 'wx' }).catch((e: Error) => {
-        throw new MkportableError('OUTPUT_FAILED', `${c.file}: cannot write: ${e.message}`, c.file);
-      });
-    }
-    await fs.rename(tmp, image);
-    if (extra) await fs.rename(extra.tmp, extra.file);
+    if (opts.verity || opts.format === 'ddi') step(opts.format === 'ddi' ? `writing the disk image (${output.architecture})` : 'writing the verity sidecars');
+    // The container writer renames the image, its sidecars and the companion into place together, or none of them.
+    const out = await writeContainer(tmp, { outDir: opts.outDir, name, format: opts.format, verity: opts.verity, ...output },
+      companion && ((squashfs, w) => companion(squashfs, { name, sha256: w.sha256 })));
     const c = w?.cache;
-    return { image, name, size: st.size, sha256, problems, cache: c ? { hits: c.hits, misses: c.misses, stored: c.stores, corrupt: c.corrupt } : null };
+    return {
+      image: out.image, name, size: out.size, sha256: out.sha256, problems,
+      format: out.format, outputs: out.outputs, rootHash: out.rootHash, signed: output.signing !== undefined, architecture: output.architecture,
+      cache: c ? { hits: c.hits, misses: c.misses, stored: c.stores, corrupt: c.corrupt } : null,
+    };
   } catch (e) {
     await fs.rm(tmp, { force: true });
-    if (extraTmp) await fs.rm(extraTmp, { force: true });
     throw e;
   }
 }
@@ -608,12 +625,6 @@ async function judgeImage(named: string, opts: ResolvedOptions, base?: OpenedBas
   const prefixes = (opts.osRelease.PORTABLE_PREFIXES ?? '').split(/\s+/).filter(Boolean);
   const report = await inspectPath(named, { prefixes });
   return { problems: report.problems.filter((p) => p.rule !== 'no-matching-units') };
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 /** Names, per file taken from the source, the package that installed it there; lists those packages. */

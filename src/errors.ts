@@ -37,7 +37,9 @@ export type ErrorCode =
   | 'ADDON_MISSING'
   | 'PREREQUISITE_MISSING'
   | 'RELEASE_CONFLICT'
-  | 'SIGNING_FAILED';
+  | 'SIGNING_FAILED'
+  | 'SIGNING_INVALID'
+  | 'ARCHITECTURE_UNKNOWN';
 
 export class MkportableError extends Error {
   readonly code: ErrorCode;
@@ -114,7 +116,8 @@ export function asMkportableError(e: unknown, classify: (file: string | undefine
 /** Warnings do not stop a build; they are returned in the BuildResult with a stable code. */
 export type WarningCode =
   | 'CONTENT_DEPENDENCY_MISSING' | 'ELF_UNPARSED' | 'SPECIFIER_IN_EXEC' | 'COMMAND_UNRESOLVED' | 'COMMAND_NOT_FOUND' | 'SOURCE_UNIT_LEFT_OUT'
-  | 'LD_CACHE_INVALID';
+  | 'LD_CACHE_INVALID'
+  | 'ARCHITECTURE_MIXED';
 
 export interface BuildWarning {
   code: WarningCode;

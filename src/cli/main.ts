@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { asMkportableError, MkportableError } from '../errors.js';
 import { escapeBytes, escapeName, escapingReplacer } from '../formats/bytenames.js';
@@ -50,13 +51,16 @@ Exit status: 0 success, 1 build failure (nothing is written), 2 usage error.`,
 const INSPECT: CommandSpec = {
   name: 'inspect',
   args: 'IMAGE',
-  summary: "judge an image (.raw or folder) by portabled's rules",
-  about: `Judge an image (a .raw file or a folder tree) by portabled's rules: what portablectl inspect would show,
-then each problem with its severity and rule name.`,
+  summary: "judge an image (.raw, DDI or folder) by portabled's rules, and its dm-verity",
+  about: `Judge an image (a .raw file: a squashfs, with or without verity sidecars, or a GPT DDI; or a folder tree) by
+portabled's rules: what portablectl inspect would show, the image's format and verity state, then each problem
+with its severity and rule name. Every data block is checked against the hash tree.`,
   flags: [
     { name: 'prefix', type: 'string', multiple: true, arg: 'P', help: 'judge as portablectl attach --prefix P would (repeatable)', note: '(default: the prefix of the file name)' },
     { name: 'extension', type: 'string', multiple: true, arg: 'EXT.raw', help: 'judge IMAGE as the base with this extension on top, as portablectl attach --extension (repeatable)' },
     { name: 'profile', type: 'string', arg: 'default|nonetwork|strict|trusted', help: 'judge as attached with portablectl attach --profile', note: '(default: default)' },
+    { name: 'architecture', type: 'string', arg: 'ARCH', help: "a DDI: read the root partition of this architecture", note: "(default: the host's, as systemd picks it)" },
+    { name: 'certificate', type: 'string', arg: 'FILE', help: 'check the root hash signature against this PEM certificate, as systemd does with /etc/verity.d' },
     { name: 'json', type: 'boolean', help: 'print the report as one JSON object on stdout; on failure {"error": {code, message, path}}' },
   ],
   footer: 'Exit status: 0 no errors, 1 errors found, 2 usage error or an unreadable image.',
@@ -66,8 +70,8 @@ then each problem with its severity and rule name.`,
 const LS: CommandSpec = {
   name: 'ls',
   args: 'IMAGE [PATH]',
-  summary: 'list a squashfs image (any squashfs 4.0 image)',
-  about: 'List the entries of a squashfs 4.0 image (mkportable\'s or mksquashfs\'s) under PATH (default: /), as ls -lR would.',
+  summary: 'list a squashfs image (any squashfs 4.0 image, or a DDI\'s root)',
+  about: 'List the entries of a squashfs 4.0 image (mkportable\'s or mksquashfs\'s, or the root partition of a DDI) under PATH (default: /), as ls -lR would.',
   flags: [],
   footer: 'Exit status: 0 success, 1 unreadable image or path, 2 usage error.',
   positionals: { min: 1, max: 2, message: 'ls takes an image and an optional path' },
@@ -76,8 +80,8 @@ const LS: CommandSpec = {
 const CAT: CommandSpec = {
   name: 'cat',
   args: 'IMAGE PATH',
-  summary: 'print a file from a squashfs image',
-  about: 'Write the file at PATH inside a squashfs 4.0 image to stdout.',
+  summary: 'print a file from a squashfs image (or a DDI\'s root)',
+  about: 'Write the file at PATH inside a squashfs 4.0 image (or the root partition of a DDI) to stdout.',
   flags: [],
   footer: 'Exit status: 0 success, 1 unreadable image or path, 2 usage error.',
   positionals: { min: 2, max: 2, message: 'cat takes an image and a path' },
@@ -223,6 +227,8 @@ export function optionsFromFlags(values: Record<string, unknown>): Partial<Porta
           } catch (e) {
             throw new UsageError(`--from: ${(e as Error).message}`);
           }
+        } else if (s.key === 'signingKey' || s.key === 'signingCertificate') {
+          out[s.key] = path.resolve(v as string);
         } else out[s.key] = v;
     }
   }
@@ -285,6 +291,7 @@ async function build(args: string[]): Promise<number> {
   else {
     const rel = path.relative(process.cwd(), result.image) || result.image;
     await writeStdout(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
+    if (result.rootHash) await writeStdout(`root hash ${result.rootHash}${result.signed ? ' (signed)' : ''}${result.architecture ? `  ${result.architecture}` : ''}\n`);
   }
   return 0;
 }
@@ -328,12 +335,15 @@ async function readImageCommand(spec: CommandSpec, args: string[]): Promise<numb
   const { positionals, help } = parseCommandLine(spec, args);
   if (help) return printHelp(spec);
   const { listCommand, openImage, pathArgument } = await import('../squashfs/read/index.js');
-  if (spec === LS) {
-    await writeStdout(await listCommand(positionals[0], positionals[1]));
-    return 0;
-  }
-  const image = await openImage(positionals[0]);
+  const { rootFileSystem } = await import('../inspect/verity.js');
+  // A DDI: its root partition's squashfs.
+  const partition = await rootFileSystem(positionals[0]);
+  const image = await openImage(positionals[0], partition ? { partition } : {});
   try {
+    if (spec === LS) {
+      await writeStdout(await listCommand(image, positionals[1]));
+      return 0;
+    }
     for await (const chunk of image.createReadStream(await pathArgument(image, positionals[1]))) await writeStdout(chunk as Uint8Array);
   } finally {
     await image.close();
@@ -402,6 +412,20 @@ async function publishCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+function readCertificate(file: string): X509Certificate {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`inspect: --certificate '${file}': cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return new X509Certificate(pem);
+  } catch {
+    throw new UsageError(`inspect: --certificate '${file}': not a PEM certificate`);
+  }
+}
+
 async function inspect(args: string[]): Promise<number> {
   const { values, positionals, help } = parseCommandLine(INSPECT, args);
   if (help) return printHelp(INSPECT);
@@ -410,6 +434,13 @@ async function inspect(args: string[]): Promise<number> {
     const { PROFILE_NAMES } = await import('../systemd/profiles.js');
     if (!PROFILE_NAMES.includes(profile)) throw new UsageError(`inspect: --profile: '${profile}' is not one of ${PROFILE_NAMES.join(', ')}`);
   }
+  let architecture: string | undefined;
+  if (values.architecture !== undefined) {
+    const { canonicalArchitecture, ARCHITECTURE_NAMES } = await import('../formats/dps.js');
+    architecture = canonicalArchitecture(values.architecture as string);
+    if (!architecture) throw new UsageError(`inspect: --architecture: '${values.architecture}' is not one of ${ARCHITECTURE_NAMES.join(', ')}`);
+  }
+  const certificate = values.certificate === undefined ? undefined : readCertificate(values.certificate as string);
   const { inspectPath, formatReport } = await import('../inspect/index.js');
   let report;
   try {
@@ -418,7 +449,7 @@ async function inspect(args: string[]): Promise<number> {
     if (extensions.length) {
       const { inspectStackPaths } = await import('../inspect/stack.js');
       report = await inspectStackPaths(positionals[0], extensions, { prefixes });
-    } else report = await inspectPath(positionals[0], { prefixes, profile });
+    } else report = await inspectPath(positionals[0], { prefixes, profile, architecture, certificate });
   } catch (e) {
     // An unreadable image is not a verdict on the image's contents: exit 2 with the reader's error.
     const known = asMkportableError(e, () => 'IMAGE_CORRUPT');

@@ -69,6 +69,16 @@ export interface PortableServiceOptions {
   cache?: boolean;
   /** The cache's size cap ("2G", "512M", bytes); past it, least recently used blocks go. Default 1G. */
   cacheSize?: string | number;
+  /** 'squashfs' (default): a plain `.raw` squashfs; 'ddi': a GPT Discoverable Disk Image with root, root-verity and root-verity-sig partitions. */
+  format?: 'squashfs' | 'ddi';
+  /** dm-verity (default false): `.verity` and `.roothash` sidecars beside a squashfs image, the verity partition of a DDI. */
+  verity?: boolean;
+  /** PEM RSA private key that signs the root hash (relative to the config file); default $MKPORTABLE_SIGNING_KEY (PEM text or a path). */
+  signingKey?: string;
+  /** PEM certificate of the signing key: setting it signs the image (`.roothash.p7s`, or the DDI's root-verity-sig partition). */
+  signingCertificate?: string;
+  /** DPS architecture of the DDI's partition types (x86-64, arm64, …); default: the ELF machine of the image's binaries. */
+  architecture?: string;
   /** Folder that relative unit paths are taken from (the config file's folder); defaults to the working directory. */
   baseDir?: string;
 }
@@ -86,6 +96,8 @@ export type PortableServiceConfig = PortableServiceOptions & {
   'cache-size'?: string | number;
   'keep-source-units'?: boolean;
   'dynamic-user-lookup'?: boolean;
+  'signing-key'?: string;
+  'signing-certificate'?: string;
 };
 
 /** Identity helper that gives config files type checking. */

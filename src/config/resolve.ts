@@ -8,6 +8,9 @@ import { parseCompression, requireCompressorLibrary } from '../compress/registry
 import { collectProblems } from './problems.js';
 import type { Backend } from '../writers/index.js';
 import { parseFromSpec } from './from-spec.js';
+import { ARCHITECTURE_NAMES, canonicalArchitecture } from '../formats/dps.js';
+import type { ImageFormat } from '../writers/container.js';
+import type { Problems } from './problems.js';
 
 /** Options after validation, with defaults applied: what the build steps read. Frozen: no step changes them. */
 export interface ResolvedOptions {
@@ -44,6 +47,35 @@ export interface ResolvedOptions {
   /** Use the block cache (native writer only). */
   readonly cache: boolean;
   readonly cacheSize: number;
+  readonly format: ImageFormat;
+  readonly verity: boolean;
+  /** Absolute paths. */
+  readonly signingKey?: string;
+  readonly signingCertificate?: string;
+  /** Canonical DPS name; undefined: detect from the image. */
+  readonly architecture?: string;
+}
+
+/** The output options: format, verity, signing and architecture, each checked against the others. */
+function resolveOutput(o: ReturnType<typeof normalizeOptions>, where: string, baseDir: string, kind: ImageKind, problems: Problems) {
+  const bad = (msg: string) => problems.add(new MkportableError('CONFIG_INVALID', `${where}: ${msg}`, where));
+  const format = (o.format ?? 'squashfs') as ImageFormat;
+  if (format !== 'squashfs' && format !== 'ddi') bad(`'format' must be "squashfs" or "ddi", got ${JSON.stringify(o.format)}`);
+  // Extensions as DDIs carry /usr (sysext) or other partitions than a portable root: not made here.
+  if (format === 'ddi' && kind !== 'portable') bad(`format "ddi" is for portable images, not kind ${kind}`);
+  const verity = o.verity ?? false;
+  if (o.signingKey !== undefined && o.signingCertificate === undefined) {
+    bad("'signingKey' needs 'signingCertificate' (the certificate systemd checks the signature against)");
+  }
+  if (o.signingCertificate !== undefined && !verity) bad("signing needs 'verity: true' (the signature covers the verity root hash)");
+  let architecture: string | undefined;
+  if (o.architecture !== undefined) {
+    architecture = canonicalArchitecture(o.architecture);
+    if (format !== 'ddi') bad("'architecture' only applies to format \"ddi\" (it types the partitions)");
+    else if (!architecture) bad(`'architecture' ${JSON.stringify(o.architecture)} is not one of ${ARCHITECTURE_NAMES.join(', ')}`);
+  }
+  const abs = (p?: string) => (p === undefined ? undefined : path.resolve(baseDir, p));
+  return { format, verity, signingKey: abs(o.signingKey), signingCertificate: abs(o.signingCertificate), architecture };
 }
 
 function requireAbsolute(where: string, p: string): void {
@@ -103,6 +135,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
       problems.add(new MkportableError('CONFIG_INVALID', `SOURCE_DATE_EPOCH: '${process.env.SOURCE_DATE_EPOCH}' is not a number of seconds`, 'SOURCE_DATE_EPOCH'));
     }
   }
+  const output = resolveOutput(o, where, baseDir, kind, problems);
   problems.done();
   return deepFreeze({
     pname: o.pname!,
@@ -135,6 +168,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
     allowDevices: o.allowDevices ?? true,
     cache: o.cache ?? true,
     cacheSize: parseByteSize(o.cacheSize ?? DEFAULTS.cacheSize, `${where}: cacheSize`),
+    ...output,
   });
 }
 

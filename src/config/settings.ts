@@ -52,6 +52,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'check', kind: 'boolean', flag: 'no-check', help: 'skip the portabled checks on the finished image (config: check: false)', default: 'true' },
   { key: 'cache', kind: 'boolean', flag: 'no-cache', help: 'neither use nor fill the block cache in $XDG_CACHE_HOME/mkportable (config: cache: false)', default: 'true' },
   { key: 'cacheSize', kind: 'size', flag: 'cache-size', arg: 'SIZE', help: 'block cache cap, e.g. 2G, 512M; least recently used blocks go first', default: '1G' },
+  { key: 'format', kind: 'string', flag: 'format', arg: 'squashfs|ddi', help: 'squashfs (a plain .raw) or ddi (a GPT Discoverable Disk Image holding it)', default: 'squashfs' },
+  { key: 'verity', kind: 'boolean', flag: 'verity', help: 'dm-verity: .verity and .roothash sidecars, or the verity partition of a ddi', default: 'false' },
+  { key: 'signingKey', kind: 'string', flag: 'signing-key', arg: 'FILE', help: 'PEM RSA private key that signs the root hash (the variable holds PEM text or a path)', default: '$MKPORTABLE_SIGNING_KEY' },
+  { key: 'signingCertificate', kind: 'string', flag: 'signing-certificate', arg: 'FILE', help: 'PEM certificate of the signing key; signs the image (.roothash.p7s or the verity-sig partition)', default: 'none' },
+  { key: 'architecture', kind: 'string', flag: 'architecture', arg: 'ARCH', help: 'DPS architecture of the ddi partitions (x86-64, arm64, ...)', default: "the ELF machine of the image's executables" },
 ];
 
 export const DEFAULTS = {

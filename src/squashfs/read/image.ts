@@ -19,7 +19,7 @@ import { readInode, type DirInode, type FileInode, type Inode, type InodeContext
 import { AsyncCache } from './lru.js';
 import { MetadataStore } from './metadata.js';
 import { MAX_SYMLINK_HOPS, joinPath, normalizePath, pathComponents } from './path.js';
-import { BufferSource, FileSource, type ByteSource } from './source.js';
+import { BufferSource, FileSource, SliceSource, type ByteSource } from './source.js';
 import { readLayout, type ImageLayout } from './superblock.js';
 import { readIds } from './tables.js';
 import { NO_XATTR, XattrTable } from './xattr.js';
@@ -64,6 +64,8 @@ export interface OpenOptions {
   name?: string;
   /** Decompressed metadata blocks to keep (8 KiB each); default 256. */
   metadataCacheBlocks?: number;
+  /** Read the squashfs from this byte range of the file (a partition of a disk image). */
+  partition?: { offset: number; size: number };
 }
 
 export interface ReadFileOptions {
@@ -354,7 +356,16 @@ export async function openImage(file: string, options: OpenOptions = {}): Promis
     if (code === 'ENOENT' || code === 'ENOTDIR') throw new MkportableError('PATH_NOT_FOUND', `${file}: no such file`, file);
     throw new MkportableError('SOURCE_READ', `${file}: cannot open: ${systemReason(e)}`, file);
   }
-  return SquashfsImage.fromSource(source, options.name ?? file, options);
+  let from: ByteSource = source;
+  if (options.partition) {
+    try {
+      from = new SliceSource(source, options.partition.offset, options.partition.size, options.name ?? file);
+    } catch (e) {
+      await source.close();
+      throw e;
+    }
+  }
+  return SquashfsImage.fromSource(from, options.name ?? file, options);
 }
 
 export async function openImageBuffer(buf: Uint8Array, options: OpenOptions = {}): Promise<SquashfsImage> {

@@ -88,3 +88,28 @@ export class FileSource implements ByteSource {
     await this.#fh.close();
   }
 }
+
+/** A window of another source: a partition inside a disk image. Closing it closes the underlying source. */
+export class SliceSource implements ByteSource {
+  readonly #inner: ByteSource;
+  readonly #base: number;
+  readonly #file: string;
+  readonly size: number;
+
+  constructor(inner: ByteSource, base: number, size: number, file: string) {
+    if (base < 0 || size < 0 || base + size > inner.size) throw corrupt(file, `partition (${size} bytes) extends past the end of the ${inner.size}-byte file`, base);
+    this.#inner = inner;
+    this.#base = base;
+    this.size = size;
+    this.#file = file;
+  }
+
+  async read(offset: number, length: number, what: string): Promise<Uint8Array> {
+    checkRange(this.#file, this.size, offset, length, what);
+    return this.#inner.read(this.#base + offset, length, what);
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close();
+  }
+}
