@@ -11,7 +11,12 @@
 //              it (nixpkgs portableService does the same), for a service whose closure is about 250 MB.
 //   rebuild    that build again after changing one file, with the cache of the first: the time against the cold
 //              build's, and the image against a cold build of the changed tree (must be byte-identical).
-//   memory     peak RSS of pack on generated trees of 100k and 1M files (BENCH_HUGE=1; slow): bytes per file.
+//   memory     peak RSS of pack on generated trees of 100k and 1M files of at most 1 KiB (BENCH_HUGE=1; slow):
+//              the growth in bytes per file.
+//
+// BENCH_QUICK=1: one round, a 5000-file generated tree, /usr/lib/python3.11 as the large tree, no verity rows: a
+// smoke run of every row in a few minutes (its figures are not the ones to quote). BENCH_VERITY=0 skips the
+// verity/DDI overhead rows (scripts/bench-verity.mjs) that otherwise run last.
 //
 // Prints wall time, CPU time, peak RSS and image size, and ratios (mkportable / peer; below 1.0 the native writer
 // wins). The figures only count when the images hold the same tree: each pack pair is compared with sqfsdiff -T,
@@ -21,7 +26,8 @@ import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, 
 import os from 'node:os';
 import path from 'node:path';
 
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const quick = process.env.BENCH_QUICK === '1';
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const only = process.env.BENCH_ONLY;
 const repo = path.resolve(new URL('..', import.meta.url).pathname);
 const cli = path.join(repo, 'bin', 'mkportable.js');
@@ -124,7 +130,7 @@ function generatedTree(name, files, extra = []) {
 }
 
 const small = process.env.BENCH_SMALL ? { dir: process.env.BENCH_SMALL, label: process.env.BENCH_SMALL } : null;
-const large = process.env.BENCH_LARGE ?? '/usr/lib/x86_64-linux-gnu';
+const large = process.env.BENCH_LARGE ?? (quick ? '/usr/lib/python3.11' : '/usr/lib/x86_64-linux-gnu');
 const xzTree = process.env.BENCH_XZ ?? '/usr/lib/python3.11';
 const mksquashfsVersion = run('mksquashfs', ['-version']).split('\n')[0];
 const gensquashfs = has('gensquashfs') ? run('gensquashfs', ['--version']).split('\n')[0] : null;
@@ -156,7 +162,7 @@ let smallTree = small;
 for (const row of packRows) {
   const label0 = `pack ${row.tree}: ${row.comp}, ${row.block}`;
   if (!pick(label0)) continue;
-  if (row.tree === 'small' && !smallTree) smallTree = generatedTree('small', 30000);
+  if (row.tree === 'small' && !smallTree) smallTree = generatedTree('small', quick ? 5000 : 30000);
   const dir = row.tree === 'small' ? smallTree.dir : row.tree === 'large' ? large : xzTree;
   if (!existsSync(dir)) {
     say(`\n${label0}: ${dir} does not exist, skipped`);
@@ -283,7 +289,7 @@ if (process.env.BENCH_HUGE === '1' && pick('memory')) {
   say('\nmemory per file (pack, lz4 128K, generated trees of small files)');
   const rss = [];
   for (const files of [100000, 1000000]) {
-    const t = generatedTree(`huge-${files}`, files);
+    const t = generatedTree(`huge-${files}`, files, ['--max-size', '1024']);
     const m = measure([process.execPath, cli, 'pack', t.dir, path.join(work, 'huge.raw'), '--squash-compression', 'lz4', '--squash-block-size', '128K', '--no-cache']);
     const p = measure(['mksquashfs', t.dir, path.join(work, 'huge-peer.raw'), '-noappend', '-quiet', '-no-progress', '-no-xattrs', '-comp', 'lz4', '-b', '128K']);
     rss.push([files, m.rss]);
@@ -302,7 +308,7 @@ if (failures.length) {
 }
 
 // --- verity and DDI overhead (issue 12): its own script, run after the writer comparison ---
-if (!only || only === 'verity') {
+if ((!only || only === 'verity') && !quick && process.env.BENCH_VERITY !== '0') {
   const v = spawnSync(process.execPath, [path.join(repo, 'scripts', 'bench-verity.mjs'), ...(process.env.BENCH_VERITY_DIR ? [process.env.BENCH_VERITY_DIR] : [])], { stdio: 'inherit' });
   if (v.status !== 0) process.exitCode = v.status ?? 1;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A deterministic tree of the shape of /usr/share, for benchmarks that compare across machines:
 //   node scripts/gen-tree.mjs DIR [--files N] [--max-size BYTES] [--seed S]
-// Many small files (most under 4 KiB), some medium and a few large ones; text that compresses about like
+// Many small files (most under 4 KiB), some medium and a few large ones (--max-size caps them all: a tree of a
+// million tiny files for measuring memory per entry); text that compresses about like
 // documentation, some binary-looking data, some incompressible (like .gz and .png), a few duplicates and symlinks,
 // spread over nested folders. The same arguments give the same bytes.
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
@@ -50,13 +51,14 @@ const NOISE = corpus(4 << 20, (b, i) => {
   return 1;
 });
 
-/** About /usr/share's: three in four under 4 KiB, a mean of about 12 KiB. */
-function sizeOf() {
+/** About /usr/share's: three in four under 4 KiB, a mean of about 12 KiB; none over --max-size. */
+const sizeOf = () => Math.min(maxSize, shapedSize());
+function shapedSize() {
   const r = rand();
   if (r < 0.75) return Math.floor(rand() * 4096);
   if (r < 0.97) return 4096 + Math.floor(rand() * 28672);
   if (r < 0.999) return 32768 + Math.floor(rand() * 229376);
-  return Math.min(maxSize, (1 << 20) + Math.floor(rand() * 3 * (1 << 20)));
+  return (1 << 20) + Math.floor(rand() * 3 * (1 << 20));
 }
 
 function contentOf(size) {

@@ -49,3 +49,22 @@ test('through a pipe, or with --progress=none, pack prints nothing; --progress=p
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--progress: expected bar, plain or none, got 'loud'/);
 });
+
+test('on a terminal, build --json prints the result and nothing else; build shows its steps and the bar', async (t) => {
+  if (!needs(t, hasCommand('script'), 'util-linux script (a pty) not installed')) return;
+  const dir = tempDir(t);
+  const cli = path.join(REPO, 'bin/mkportable.js');
+  const build = (out: string, extra: string[]) => runCommand('script', ['-qec',
+    [process.execPath, cli, 'build', path.join(REPO, 'examples/demo'), '--out', path.join(dir, out), '--no-cache', ...extra].map(shellQuote).join(' '), '/dev/null']);
+  const json = await build('json', ['--json']);
+  assert.equal(json.code, 0, json.stdout);
+  // The pty merges stdout and stderr: everything shown must be the one JSON document.
+  const result = JSON.parse(json.stdout.replace(/\r/g, ''));
+  assert.ok(existsSync(result.image));
+  assert.doesNotMatch(json.stdout, /\x1b\[|mkportable: /);
+  const shown = await build('bar', []);
+  assert.equal(shown.code, 0, shown.stdout);
+  const text = shown.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]|\r/g, '\n');
+  assert.match(text, /mkportable: resolving the closure/);
+  assert.match(text, /\[[█░]+\] 100% \|/);
+});
