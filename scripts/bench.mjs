@@ -5,7 +5,8 @@
 //   pack       `mkportable pack DIR IMG` vs `mksquashfs DIR IMG` (and `gensquashfs -D DIR -j N` where it runs) on a
 //              many-small-files tree (generated, the shape of /usr/share; or BENCH_SMALL=DIR), a large tree
 //              (BENCH_LARGE, default /usr/lib/x86_64-linux-gnu) and, for xz 1M, a language runtime (BENCH_XZ,
-//              default /usr/lib/python3.11). The native writer starts from an empty block cache each round: the
+//              default /usr/lib/python3.11); gzip rows also run mkportable with MKPORTABLE_GZIP=system (the system
+//              zlib: the sizes of mksquashfs, at its speed). The native writer starts from an empty block cache each round: the
 //              cost of filling it is counted, the gain of a warm one is not.
 //   build      `mkportable build` end to end vs the seed's pipeline: copy the closure into a folder, then mksquashfs
 //              it (nixpkgs portableService does the same), for a service whose closure is about 250 MB.
@@ -175,6 +176,10 @@ for (const row of packRows) {
     { name: 'mkportable', argv: (out) => [process.execPath, cli, 'pack', dir, out, '--squash-compression', row.comp, '--squash-block-size', row.block], env: freshCache },
     { name: 'mksquashfs', argv: (out) => ['mksquashfs', dir, out, '-noappend', '-quiet', '-no-progress', '-no-xattrs', '-comp', ...words, '-b', row.block] },
   ];
+  // The trade-off of the gzip engines: Node's zlib (the default) against the system zlib that mksquashfs links.
+  if (words[0] === 'gzip') {
+    contenders.push({ name: 'system zlib', argv: contenders[0].argv, env: () => ({ ...freshCache(), MKPORTABLE_GZIP: 'system' }) });
+  }
   // gensquashfs takes the compressor's options its own way; it runs where it knows the compressor.
   if (gensquashfs && !words.slice(1).length) {
     contenders.push({ name: 'gensquashfs', argv: (out) => ['gensquashfs', '-D', dir, '-c', words[0], '-b', String(bytes), '-j', String(cores), '-k', '-q', '-f', out] });

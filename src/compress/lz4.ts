@@ -1,11 +1,15 @@
 /**
  * lz4 in squashfs: raw LZ4 blocks (no frame), LZ4_compress_default or, with -Xhc, LZ4_compress_HC at its default
- * level 9, as mksquashfs's lz4_wrapper.c does. Binding: the native part of the `lz4` package (liblz4 built from
- * source at install), called directly and synchronously; its JavaScript stream layer is not used.
+ * level 9, as mksquashfs's lz4_wrapper.c does. Compression goes through the system liblz4 (native/lz4.c, the library
+ * mksquashfs uses, about twice as fast here as the copy the `lz4` package builds); where mkportable's addon or
+ * liblz4.so.1 is missing, through the native part of the `lz4` package, called directly and synchronously (its
+ * JavaScript stream layer is not used). Both give the same blocks; the block cache keeps them apart anyway (the
+ * library is part of its key). Decompression (the reader) always uses the `lz4` package.
  */
 import { Compression } from '../squashfs/format.js';
 import { BaseCompressor, checkMaxSize, corrupt, needOptions, optionsBlock, ownCopy, nativeAddon, requireNative, trimOutput, type OptionWord } from './common.js';
 import type { CompressorSpec } from './types.js';
+import { nativeAddonPath } from '../package-root.js';
 
 interface Lz4Binding {
   /** Bytes written, 0 when the result would not fit in `limit` bytes. */
@@ -18,8 +22,44 @@ interface Lz4Binding {
 export const lz4Binding = nativeAddon<Lz4Binding>('lz4/build/Release/lz4.node', "lz4 compression needs the lz4 package's native addon, which",
   'run `npm rebuild lz4` where mkportable is installed (it needs a C++ compiler: apt-get install build-essential)');
 
-/** The lz4 package's version (it builds its own liblz4 from the sources it ships). */
-export const lz4LibraryVersion = (): string => (requireNative('lz4/package.json') as { version: string }).version;
+interface SystemLz4 {
+  /** Bytes written (at most `limit`), 0 when the result would not fit; level 0: LZ4_compress_default, else HC. */
+  lz4Compress(input: Uint8Array, out: Uint8Array, limit: number, level: number): number;
+  lz4Version(): string;
+}
+
+let systemLz4: SystemLz4 | null | undefined;
+/** mkportable's binding to the system liblz4, or null where the addon or liblz4.so.1 is missing. */
+function systemLz4Binding(): SystemLz4 | null {
+  if (systemLz4 === undefined) {
+    try {
+      const addon = requireNative(nativeAddonPath()) as Partial<SystemLz4>;
+      addon.lz4Version!();
+      systemLz4 = addon as SystemLz4;
+    } catch {
+      systemLz4 = null;
+    }
+  }
+  return systemLz4;
+}
+
+/** Compress with the system liblz4 when there, else the lz4 package's copy: bytes written, 0 when over `limit`. */
+function compressBlock(data: Uint8Array, out: Uint8Array, limit: number, hc: boolean): number {
+  const sys = systemLz4Binding();
+  if (sys) return sys.lz4Compress(data, out, limit, hc ? LZ4_HC_LEVEL : 0);
+  return hc ? lz4Binding().compressHCLimited(data, out, limit, LZ4_HC_LEVEL) : lz4Binding().compressLimited(data, out, limit);
+}
+
+/** The library that compresses: the system liblz4's version, or the lz4 package's (it builds its own liblz4). */
+export const lz4LibraryVersion = (): string => {
+  const sys = systemLz4Binding();
+  return sys ? `system liblz4 ${sys.lz4Version()}` : `lz4 package ${(requireNative('lz4/package.json') as { version: string }).version}`;
+};
+
+/** Load what lz4 needs before a build starts: the system liblz4, or else the lz4 package's addon (ADDON_MISSING). */
+export function requireLz4(): void {
+  if (!systemLz4Binding()) lz4Binding();
+}
 
 /** The options block's version field: the kernel knows only the "legacy" LZ4 block format. */
 const LZ4_LEGACY = 1;
@@ -72,9 +112,7 @@ export class Lz4Compressor extends BaseCompressor {
     if (data.length < 2) return null;
     const limit = data.length - 1; // only a strictly smaller result is worth storing
     if (this.#scratch.length < limit) this.#scratch = new Uint8Array(Math.max(limit, this.spec.blockSize));
-    const n = this.spec.hc
-      ? lz4Binding().compressHCLimited(data, this.#scratch, limit, LZ4_HC_LEVEL)
-      : lz4Binding().compressLimited(data, this.#scratch, limit);
+    const n = compressBlock(data, this.#scratch, limit, this.spec.hc === true);
     return n > 0 ? ownCopy(this.#scratch, n) : null;
   }
 
@@ -82,7 +120,7 @@ export class Lz4Compressor extends BaseCompressor {
     if (data.length < 2) return -1;
     const limit = data.length - 1;
     if (out.length < limit) return super.compressInto(data, out);
-    const n = this.spec.hc ? lz4Binding().compressHCLimited(data, out, limit, LZ4_HC_LEVEL) : lz4Binding().compressLimited(data, out, limit);
+    const n = compressBlock(data, out, limit, this.spec.hc === true);
     return n > 0 ? n : -1;
   }
 

@@ -11,7 +11,7 @@
 import { Compression, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../squashfs/format.js';
 import { corrupt, invalid, unsupported, type OptionWord } from './common.js';
 import { GzipCompressor, gzipBinding, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_ENGINE, GZIP_STRATEGIES } from './gzip.js';
-import { Lz4Compressor, lz4Binding, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
+import { Lz4Compressor, requireLz4, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
 import type { CompressorName, CompressorSpec, SyncCompressor } from './types.js';
 import { XzCompressor, xzBinding, xzLibraryVersion, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
 import { ZstdCompressor, zstdBinding, zstdLibraryVersion, zstdOptionWords, zstdSpecFromImage, normalizeZstd } from './zstd.js';
@@ -125,7 +125,7 @@ export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec
 export function requireCompressorLibrary(name: CompressorName): void {
   if (name === 'xz') xzBinding();
   else if (name === 'zstd') zstdBinding();
-  else if (name === 'lz4') lz4Binding();
+  else if (name === 'lz4') requireLz4();
   else if (name === 'gzip' && GZIP_ENGINE === 'system') gzipBinding();
 }
 

@@ -34,6 +34,10 @@ napi_value fs_next_hole(napi_env env, napi_callback_info info);
 napi_value zlib_deflate(napi_env env, napi_callback_info info);
 napi_value zlib_library_version(napi_env env, napi_callback_info info);
 
+/* lz4.c */
+napi_value lz4_compress(napi_env env, napi_callback_info info);
+napi_value lz4_library_version(napi_env env, napi_callback_info info);
+
 /* scan.c */
 napi_value fs_scan(napi_env env, napi_callback_info info);
 #endif
