@@ -8,6 +8,7 @@
 //              default /usr/lib/python3.11); gzip rows also run mkportable with MKPORTABLE_GZIP=system (the system
 //              zlib: the sizes of mksquashfs, at its speed). The native writer starts from an empty block cache each round: the
 //              cost of filling it is counted, the gain of a warm one is not.
+//   cache cost pack of the small tree with lz4: an empty block cache, none (--no-cache), and a warm one.
 //   build      `mkportable build` end to end vs the seed's pipeline: copy the closure into a folder, then mksquashfs
 //              it (nixpkgs portableService does the same), for a service whose closure is about 250 MB.
 //   rebuild    that build again after changing one file, with the cache of the first: the time against the cold
@@ -87,7 +88,8 @@ function freshCache() {
 
 /**
  * Run the contenders of one row in turn, `rounds` times, alternating the order; returns medians. Each contender is
- * { name, argv(out), env?() }; the first is mkportable.
+ * { name, argv(out), env?(), keepCache? }; the first is mkportable. A fresh cache folder (env().XDG_CACHE_HOME under the
+ * bench's folder) is removed after each run unless keepCache.
  */
 function contest(label, contenders, check) {
   const results = contenders.map(() => []);
@@ -104,7 +106,7 @@ function contest(label, contenders, check) {
       m.size = statSync(out).size;
       results[k].push(m);
       outs[k] = out;
-      if (env !== process.env && env.XDG_CACHE_HOME?.startsWith(work)) rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true });
+      if (!c.keepCache && env !== process.env && env.XDG_CACHE_HOME?.startsWith(work)) rmSync(env.XDG_CACHE_HOME, { recursive: true, force: true });
     }
     const diff = check?.(outs);
     if (diff) failures.push(`${label}, round ${i + 1}: ${diff}`);
@@ -185,6 +187,24 @@ for (const row of packRows) {
     contenders.push({ name: 'gensquashfs', argv: (out) => ['gensquashfs', '-D', dir, '-c', words[0], '-b', String(bytes), '-j', String(cores), '-k', '-q', '-f', out] });
   }
   contest(label, contenders, (outs) => differences(outs[1], outs[0]));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// What the block cache costs and saves on the fastest compressor: pack with an empty cache (what the rows above
+// count), without one, and with the cache a first pack filled. The three images must be byte-identical.
+
+if (pick('cache cost')) {
+  if (!smallTree) smallTree = generatedTree('small', quick ? 5000 : 30000);
+  const warm = freshCache();
+  const argv = (extra) => (out) => [process.execPath, cli, 'pack', smallTree.dir, out, '--squash-compression', 'lz4', '--squash-block-size', '128K', ...extra];
+  measure(argv([])(path.join(work, 'fill.raw')), warm);
+  const sha = (f) => run('sha256sum', [f]).split(' ')[0];
+  contest(`cache cost: pack small, lz4, 128K   [${smallTree.label}]`, [
+    { name: 'cold cache', argv: argv([]), env: freshCache },
+    { name: 'no cache', argv: argv(['--no-cache']), env: () => ({ ...process.env, SOURCE_DATE_EPOCH: '0' }) },
+    { name: 'warm cache', argv: argv([]), env: () => warm, keepCache: true },
+  ], (outs) => (new Set(outs.map(sha)).size === 1 ? undefined : 'the images differ with and without the cache'));
+  rmSync(warm.XDG_CACHE_HOME, { recursive: true, force: true });
 }
 
 // ------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { CompressorName } from '../compress/types.js';
 import { createTree, type ImageTree } from '../plan/tree.js';
 import { directorySource } from '../sources/host.js';
-import { BlockCache, cacheFolder, recordAndTrim, trimCache } from './block-cache.js';
+import { BlockCache, cacheFolder, defaultCacheDir, recordAndTrim, trimCache } from './block-cache.js';
 import { writeSquashfs, type WriteSquashfsResult } from './write.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -218,6 +218,33 @@ test('trimming keeps the cache under its cap, least recently used entries first'
     for (const i of [4, 5, 6, 7, 8]) assert.ok(!kept.has(name(i)), `old entry ${i} goes`);
     const after = await recordAndTrim(work, 10 * each, 4 * each);
     assert.ok(after && after.bytes <= 0.8 * 4 * each, 'past the cap, the cache is trimmed to 80% of it');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test('the cache lives in $XDG_CACHE_HOME/mkportable (else ~/.cache/mkportable); pack --cache-size caps it', async () => {
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/var/tmp/xdg' }), '/var/tmp/xdg/mkportable');
+  assert.equal(defaultCacheDir({}), path.join(os.homedir(), '.cache', 'mkportable'));
+  assert.equal(defaultCacheDir({ XDG_CACHE_HOME: 'relative' }), path.join(os.homedir(), '.cache', 'mkportable'), 'a relative XDG_CACHE_HOME is ignored, as the spec says');
+  const work = mkdtempSync(path.join(os.tmpdir(), 'block-cache-'));
+  try {
+    makeFolder(path.join(work, 'src'));
+    const env = { ...process.env, XDG_CACHE_HOME: path.join(work, 'xdg'), SOURCE_DATE_EPOCH: '1700000000' };
+    const pack = (img: string, extra: string[]) => new Promise<void>((resolve, reject) => {
+      const p = spawn(process.execPath, [CLI, 'pack', path.join(work, 'src'), img, '--squash-compression', 'gzip', '--squash-block-size', '4K', ...extra], { env, stdio: 'pipe' });
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`pack exited ${code}: ${err}`))));
+    });
+    const bytes = () => cacheEntries(path.join(work, 'xdg', 'mkportable')).reduce((n, f) => n + statSync(f).size, 0);
+    await pack(path.join(work, 'a.sqfs'), []);
+    const full = bytes();
+    assert.ok(full > 24_000, `the default cap keeps everything (${full} bytes)`);
+    await pack(path.join(work, 'b.sqfs'), ['--cache-size', '16K']);
+    assert.ok(bytes() <= 0.8 * 16 * 1024, `past the cap, trimmed to 80% of it (${bytes()} bytes left)`);
+    assert.ok(bytes() > 0, 'not emptied');
+    assert.equal(sha(readFileSync(path.join(work, 'a.sqfs'))), sha(readFileSync(path.join(work, 'b.sqfs'))));
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
