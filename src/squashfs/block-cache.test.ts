@@ -56,9 +56,9 @@ function treeOf(root: string): ImageTree {
   return tree;
 }
 
-async function build(tree: ImageTree, img: string, name: CompressorName, cacheDir: string | null, workers = 2): Promise<{ hash: string; r: WriteSquashfsResult }> {
+async function build(tree: ImageTree, img: string, name: CompressorName, cacheDir: string | null, workers = 2, hc = false): Promise<{ hash: string; r: WriteSquashfsResult }> {
   const r = await writeSquashfs(tree, img, {
-    compressor: { name, blockSize: 4096 }, mtime: 1_700_000_000, workers, cache: cacheDir ? { dir: cacheDir } : null,
+    compressor: { name, blockSize: 4096, ...(hc ? { hc } : {}) }, mtime: 1_700_000_000, workers, cache: cacheDir ? { dir: cacheDir } : null,
   });
   return { hash: sha(readFileSync(img)), r };
 }
@@ -81,12 +81,18 @@ test('cached and uncached builds give the same bytes for every compressor; a war
   try {
     makeFolder(path.join(work, 'src'));
     const tree = treeOf(path.join(work, 'src'));
-    for (const name of ['gzip', 'xz', 'zstd', 'lz4'] as CompressorName[]) {
+    // Plain lz4 is not cached (compressing costs less than the cache): the same image, and the cache left alone.
+    const lz4 = await build(tree, path.join(work, 'lz4-plain.sqfs'), 'lz4', null);
+    const lz4Cached = await build(tree, path.join(work, 'lz4-cached.sqfs'), 'lz4', path.join(work, 'cache-lz4'));
+    assert.equal(lz4Cached.r.cache, null);
+    assert.equal(lz4Cached.hash, lz4.hash);
+    assert.throws(() => statSync(path.join(work, 'cache-lz4')));
+    for (const [name, hc] of [['gzip', false], ['xz', false], ['zstd', false], ['lz4', true]] as [CompressorName, boolean][]) {
       const cache = path.join(work, `cache-${name}`);
-      const plain = await build(tree, path.join(work, `${name}-plain.sqfs`), name, null);
+      const plain = await build(tree, path.join(work, `${name}-plain.sqfs`), name, null, 2, hc);
       assert.equal(plain.r.cache, null);
-      const cold = await build(tree, path.join(work, `${name}-cold.sqfs`), name, cache);
-      const warm = await build(tree, path.join(work, `${name}-warm.sqfs`), name, cache, 1);
+      const cold = await build(tree, path.join(work, `${name}-cold.sqfs`), name, cache, 2, hc);
+      const warm = await build(tree, path.join(work, `${name}-warm.sqfs`), name, cache, 1, hc);
       assert.equal(cold.hash, plain.hash, `${name}: a cold cache changes nothing`);
       assert.equal(warm.hash, plain.hash, `${name}: blocks from the cache make the same image`);
       // A cold build hits only blocks it has just stored itself (the same bytes in two places).

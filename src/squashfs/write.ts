@@ -56,6 +56,13 @@ export interface BlockCacheOptions {
   cap?: number;
 }
 
+/**
+ * Whether the block cache pays for a compressor. Plain lz4 compresses a block in less time than the cache takes to
+ * hash, store and later read and check it (benchmark: a cold cache doubles pack's CPU, a warm one saves none), so
+ * its blocks are not cached; lz4 -Xhc, gzip, xz and zstd are.
+ */
+export const worthCaching = (spec: CompressorSpec): boolean => !(spec.name === 'lz4' && !spec.hc);
+
 export interface WriteProgress extends DataProgress {
   totalBytes: number;
   totalFiles: number;
@@ -204,7 +211,8 @@ export async function writeSquashfs(
   const compressor = createCompressor(opts.compressor);
   const blockSize = opts.compressor.blockSize;
   const tailPacking = opts.tailPacking ?? true;
-  const folder = opts.cache ? cacheFolder(opts.cache.dir, compressorIdentity(compressor.spec)) : null;
+  const cacheOpts = opts.cache && worthCaching(compressor.spec) ? opts.cache : null;
+  const folder = cacheOpts ? cacheFolder(cacheOpts.dir, compressorIdentity(compressor.spec)) : null;
   const workers = opts.runner?.size ?? opts.workers ?? os.availableParallelism();
   const layout = arenaLayout(workers, blockSize);
   const pool = opts.runner ?? new CompressionPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
@@ -284,8 +292,8 @@ export async function writeSquashfs(
     const bytes = await out.finish();
     out = null;
     let cache: WriteSquashfsResult['cache'] = null;
-    if (opts.cache) {
-      const trimmed = await recordAndTrim(opts.cache.dir, data.cache.storedBytes, opts.cache.cap ?? DEFAULT_CACHE_CAP).catch(() => null);
+    if (cacheOpts) {
+      const trimmed = await recordAndTrim(cacheOpts.dir, data.cache.storedBytes, cacheOpts.cap ?? DEFAULT_CACHE_CAP).catch(() => null);
       cache = { ...data.cache, trimmed };
     }
     return { bytes, inodes: plan.inodeCount, dataBytes, duplicates: data.duplicates, cache };
