@@ -22,7 +22,8 @@
 //
 // Prints wall time, CPU time, peak RSS and image size, and ratios (mkportable / peer; below 1.0 the native writer
 // wins). The figures only count when the images hold the same tree: each pack pair is compared with sqfsdiff -T,
-// each build pair with sqfsdiff; any difference makes the benchmark exit 1. BENCH_ONLY=substring picks rows.
+// each build pair with sqfsdiff; any difference makes the benchmark exit 1. BENCH_ONLY=substring[,substring…] picks
+// rows (e.g. 'pack large,rebuild').
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -73,7 +74,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => x.toFixed(2);
 const mib = (x) => (x / 1048576).toFixed(1);
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const pick = (label) => !only || label.includes(only);
+const pick = (label) => !only || only.split(',').some((o) => label.includes(o));
 const report = [];
 const say = (line = '') => {
   console.log(line);
@@ -241,7 +242,9 @@ function seedScript(result, stage, out) {
   return script;
 }
 
-if (pick('build')) {
+const wantBuild = pick('build end to end');
+const wantRebuild = pick('rebuild');
+if (wantBuild || wantRebuild) {
   const f = buildFixture();
   /** `mkportable build` writing its BuildResult to outDir/result.json; returns the command. */
   const buildArgs = (outDir) => ['sh', '-c', `mkdir -p '${outDir}' && '${process.execPath}' '${cli}' build '${f.dir}' --out '${outDir}' --json > '${outDir}/result.json'`];
@@ -267,7 +270,7 @@ if (pick('build')) {
   }
   const closureBytes = result.files.reduce((n, e) => n + (e.size ?? 0), 0);
   const label = `build end to end: xz -Xdict-size 100%, 1M   [closure of ${result.files.length} entries, ${mib(closureBytes)} MiB]`;
-  contest(label, [
+  if (wantBuild) contest(label, [
     {
       name: 'mkportable', sized: true,
       argv: (out) => ['sh', '-c', `${buildArgs(path.join(work, 'res'))[2]} && mv '${path.join(work, 'res', 'bench_1.raw')}' '${out}'`],
@@ -278,7 +281,7 @@ if (pick('build')) {
 
   // Rebuild after changing one file: cold build (fresh cache), change, rebuild with that cache; the rebuilt image
   // against a cold build of the changed tree.
-  if (pick('rebuild') || !only) {
+  if (wantRebuild) {
     const coldTimes = [];
     const warmTimes = [];
     const target = path.join(f.app, '_usr_lib_python3.11', 'this.py');
