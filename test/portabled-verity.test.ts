@@ -4,7 +4,8 @@
 //
 // A DDI's partitions are block devices the kernel adds to the host's devtmpfs (loopNpM, major 259, minors handed
 // out as they come); the container's private /dev never sees them. So the host's /dev is bound read-only at
-// /run/host-dev and /dev/loopNpM are symlinks into it, made before portabled creates the partitions.
+// /run/host-dev and /dev/loopNpM are symlinks into it, made by the container harness (src/try/container.ts) before
+// portabled creates the partitions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -20,7 +21,6 @@ async function build(out: string, version: string, args: string[]): Promise<Buil
   return JSON.parse(r.stdout) as BuildResult;
 }
 
-const LOOP_PARTITIONS = 'for n in $(seq 0 63); do for m in 1 2 3 4; do ln -sfn /run/host-dev/loop${n}p$m /dev/loop${n}p$m; done; done';
 
 for (const systemd of SYSTEMD_VERSIONS) {
   const pre = portabledPrerequisites({ systemd });
@@ -43,8 +43,7 @@ for (const systemd of SYSTEMD_VERSIONS) {
       images.ddi = await build(out, '1.2', ['--verity', '--format', 'ddi']);
       images.signedDdi = await build(out, '1.3', ['--verity', '--format', 'ddi', ...signing]);
       images.plainDdi = await build(out, '1.4', ['--format', 'ddi']);
-      c = await startPortabledContainer({ systemd, nspawnArgs: ['--bind-ro=/dev:/run/host-dev'] });
-      await c.exec(['sh', '-c', LOOP_PARTITIONS]);
+      c = await startPortabledContainer({ systemd });
       for (const r of Object.values(images)) {
         for (const f of r.outputs) await c.copyIn(f, `/var/lib/portables/${path.basename(f)}`);
       }

@@ -82,7 +82,7 @@ describe('mkportable publish: the release folder', () => {
     writeFileSync(path.join(src, 'db_2.roothash.p7s'), randomBytes(800));
     const r = await runCli(['publish', img, '--to', rel, '--compress', 'gz']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(rel).sort(), ['SHA256SUMS', 'db_2.raw.gz', 'db_2.roothash', 'db_2.roothash.p7s', 'db_2.verity.gz', 'sysupdate.db.d']);
+    assert.deepEqual(readdirSync(rel).sort(), ['SHA256SUMS', 'db_2.p7s', 'db_2.raw.gz', 'db_2.roothash', 'db_2.verity.gz', 'sysupdate.db.d']);
     const gz = spawnSync('gunzip', ['-c', path.join(rel, 'db_2.raw.gz')]);
     assert.ok(gz.stdout.equals(readFileSync(img)));
     assert.ok(readFileSync(path.join(rel, 'db_2.roothash')).equals(readFileSync(path.join(src, 'db_2.roothash'))));
@@ -94,7 +94,10 @@ describe('mkportable publish: the release folder', () => {
     assert.match(verity, /^MatchPattern=db_@v\.verity\.gz$/m);
     assert.match(verity, /^MatchPattern=db_@v\.verity\nCurrentSymlink=db\.verity$/m);
     const p7s = readFileSync(path.join(rel, 'sysupdate.db.d/db-roothash-p7s.transfer'), 'utf8');
-    assert.match(p7s, /^MatchPattern=db_@v\.roothash\.p7s$/m);
+    // Published as db_2.p7s (no name in the folder starts like another), installed under systemd's name.
+    assert.match(p7s, /^Path=\S+\nMatchPattern=db_@v\.p7s$/m);
+    assert.match(p7s, /^MatchPattern=db_@v\.roothash\.p7s\nCurrentSymlink=db\.roothash\.p7s$/m);
+    assert.ok(readFileSync(path.join(rel, 'db_2.p7s')).equals(readFileSync(path.join(src, 'db_2.roothash.p7s'))));
     // Gzip output carries no time: publishing the same image into another folder gives the same bytes.
     const rel2 = tempDir('mkp-pub-');
     cleanup.push(rel2);

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { portabledPrerequisites, startPortabledContainer, type PortabledContainer } from './support/portabled.js';
@@ -12,6 +12,8 @@ import { hasCommand, IN_CI, runCli, tempDir } from './support/env.js';
 import { askVersion, buildResponder, freePort } from './support/responder.js';
 import { stopAgent, throwawayGpg, type Gpg } from './support/gpg.js';
 import { waitFor } from './support/wait.js';
+import { makeSigningPair } from './support/verity.js';
+import type { BuildResult } from '../src/index.js';
 
 const pre = portabledPrerequisites({ systemd: 257 });
 const missing = [...(pre.ok ? [] : [pre.reason!]), ...['python3', 'gpg', 'xz'].filter((c) => !hasCommand(c)).map((c) => `${c} not installed`)];
@@ -28,6 +30,7 @@ if (missing.length && !IN_CI) {
     let url: string;
     let port: number;
     const images: Record<string, string> = {};
+    const verity: Record<string, BuildResult> = {};
     const ends: (() => void)[] = [];
     const suite = { after: (fn: () => void) => void ends.push(fn) };
 
@@ -56,6 +59,12 @@ if (missing.length && !IN_CI) {
       for (const v of ['1', '2', '3']) images[`web_${v}`] = (await buildResponder('web', v, port, suite, out)).image;
       const sport = await freePort();
       for (const v of ['1', '2']) images[`sig_${v}`] = (await buildResponder('sig', v, sport, suite, out)).image;
+      const keys = makeSigningPair(out, 'release');
+      const signing = ['--verity', '--signing-key', keys.key, '--signing-certificate', keys.certificate];
+      const vport = await freePort();
+      for (const v of ['1', '2']) verity[`side_${v}`] = await buildResponder('side', v, vport, suite, out, signing);
+      verity.ddi_1 = await buildResponder('ddi', '1', vport, suite, out, [...signing, '--format', 'ddi']);
+      verity.uddi_1 = await buildResponder('uddi', '1', vport, suite, out, ['--verity', '--format', 'ddi']);
       c = await startPortabledContainer({ systemd: 257 });
     });
     after(async () => {
@@ -120,6 +129,66 @@ if (missing.length && !IN_CI) {
       assert.equal(await link('web.raw'), 'web_2.raw');
       assert.match(await askVersion(port), /^IMAGE_VERSION=2$/m);
       await c.exec(['portablectl', 'detach', '--now', '--runtime', 'web']);
+    });
+
+    test('verity releases: sidecars and DDIs install with the image, under the same version; portabled finds their verity', async () => {
+      const installAll = async (pname: string) => {
+        const dir = path.join(root, pname, `sysupdate.${pname}.d`);
+        for (const f of readdirSync(dir).filter((n) => n.endsWith('.transfer'))) await c.copyIn(path.join(dir, f), `/etc/sysupdate.${pname}.d/${f}`);
+      };
+      const sums = async (names: string[]) =>
+        (await c.exec(['sha256sum', ...names.map((n) => `/var/lib/portables/${n}`)])).stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
+      const dissect = async (name: string) => {
+        const d = await c.exec(['systemd-dissect', `/var/lib/portables/${name}`], { allowFail: true });
+        assert.equal(d.code, 0, d.stdout + d.stderr);
+        assert.match(d.stdout, /✓ portable service/);
+        return d.stdout;
+      };
+
+      // A signed sidecar image: .raw (compressed), .verity (compressed), .roothash and .roothash.p7s (as they are).
+      await publish([verity.side_1.image, '--to', path.join(root, 'side'), '--compress', 'xz', '--url', `${url}/side`]);
+      assert.deepEqual(
+        readdirSync(path.join(root, 'side/sysupdate.side.d')).filter((n) => n.endsWith('.transfer')).sort(),
+        ['side-roothash-p7s.transfer', 'side-roothash.transfer', 'side-verity.transfer', 'side.transfer'],
+      );
+      await installAll('side');
+      const u1 = await sysupdate('side');
+      assert.equal(u1.code, 0, u1.stdout + u1.stderr);
+      const v1 = ['side_1.raw', 'side_1.verity', 'side_1.roothash', 'side_1.roothash.p7s'];
+      assert.deepEqual((await ls()).filter((n) => n.startsWith('side')).sort(), [...v1, 'side.raw', 'side.roothash', 'side.roothash.p7s', 'side.verity'].sort());
+      const built = (r: BuildResult, suffix: string) => sha256Of(r.outputs.find((f) => path.basename(f) === `${r.name}${suffix}`)!);
+      assert.deepEqual(await sums(v1), ['.raw', '.verity', '.roothash', '.roothash.p7s'].map((x) => built(verity.side_1, x)), 'each installed file is the built one');
+      for (const s of ['.raw', '.verity', '.roothash', '.roothash.p7s']) assert.equal(await link(`side${s}`), `side_1${s}`);
+      assert.match(await dissect('side.raw'), /^ro\s+root\s+-\s+-\s+squashfs\s+-\s+(external|signed)\b/m);
+
+      // Version 2: every kind moves on together.
+      await publish([verity.side_2.image, '--to', path.join(root, 'side'), '--compress', 'xz', '--url', `${url}/side`]);
+      const u2 = await sysupdate('side');
+      assert.equal(u2.code, 0, u2.stdout + u2.stderr);
+      for (const s of ['.raw', '.verity', '.roothash', '.roothash.p7s']) assert.equal(await link(`side${s}`), `side_2${s}`);
+      assert.deepEqual(await sums(['side_2.roothash']), [built(verity.side_2, '.roothash')]);
+      const attach = await c.exec(['portablectl', 'attach', '--runtime', 'side'], { allowFail: true });
+      assert.equal(attach.code, 0, attach.stdout + attach.stderr);
+      assert.match(attach.stdout + attach.stderr, /side\.socket/);
+      await c.exec(['portablectl', 'detach', '--runtime', 'side']);
+
+      // A signed DDI is one file; an unsigned one brings its .roothash along.
+      await publish([verity.ddi_1.image, '--to', path.join(root, 'ddi'), '--compress', 'xz', '--url', `${url}/ddi`]);
+      await installAll('ddi');
+      const d1 = await sysupdate('ddi');
+      assert.equal(d1.code, 0, d1.stdout + d1.stderr);
+      assert.deepEqual((await ls()).filter((n) => n.startsWith('ddi')).sort(), ['ddi.raw', 'ddi_1.raw']);
+      assert.deepEqual(await sums(['ddi_1.raw']), [sha256Of(verity.ddi_1.image)]);
+      assert.match(await dissect('ddi.raw'), /^ro\s+root\s+\S+\s+root-x86-64\s+squashfs\s+x86-64\s+signed\b/m);
+
+      await publish([verity.uddi_1.image, '--to', path.join(root, 'uddi'), '--url', `${url}/uddi`]);
+      await installAll('uddi');
+      const d2 = await sysupdate('uddi');
+      assert.equal(d2.code, 0, d2.stdout + d2.stderr);
+      assert.deepEqual((await ls()).filter((n) => n.startsWith('uddi')).sort(), ['uddi.raw', 'uddi.roothash', 'uddi_1.raw', 'uddi_1.roothash']);
+      const inspect = await c.exec(['portablectl', 'inspect', 'uddi'], { allowFail: true });
+      assert.equal(inspect.code, 0, inspect.stdout + inspect.stderr);
+      assert.match(inspect.stdout, /uddi\.socket/);
     });
 
     test('--gpg-key: a folder signed by the trusted key installs; signed by an unknown key, it is refused', async () => {

@@ -10,6 +10,8 @@ import path from 'node:path';
 import type { BuildResult } from '../src/index.js';
 import { portabledPrerequisites, startPortabledContainer } from './support/portabled.js';
 import { hasCommand, IN_CI, needs, REPO, runCli, tempDir } from './support/env.js';
+import { Ajv2019 } from 'ajv/dist/2019.js';
+import { SPDX_2_3_SCHEMA } from './support/spdx-2.3-schema.js';
 
 interface Spdx {
   spdxVersion: string;
@@ -113,6 +115,32 @@ describe('what is inside an image', () => {
     const r3 = await runCli(['build', '--pname', 'nope', '--version', '1', '--unit', '/nonexistent.service', '--out', path.join(dir, 'bad'), '--sbom', bad]);
     assert.notEqual(r3.code, 0);
     assert.ok(!existsSync(bad));
+  });
+
+  test('--sbom: the document is valid against the SPDX 2.3 JSON schema, which rejects broken ones', async (t) => {
+    if (!needs(t, ready, 'memcached, dpkg-query and unsquashfs (squashfs-tools)')) return;
+    const { sbom } = await build();
+    const validate = new Ajv2019({ allErrors: true, strict: false }).compile(SPDX_2_3_SCHEMA);
+    const doc = JSON.parse(readFileSync(sbom, 'utf8')) as Record<string, unknown> & Spdx;
+    assert.ok(validate(doc), JSON.stringify(validate.errors?.slice(0, 5)));
+    assert.ok(doc.packages.length > 1 && doc.files.length > 10 && doc.relationships.length > doc.files.length);
+    // The same validator turns down what the schema forbids: each mutation is one error of its kind.
+    const broken: [string, (d: any) => void, string][] = [
+      ['no documentNamespace', (d) => delete d.documentNamespace, 'required'],
+      ['a file id with "_"', (d) => (d.files[0].SPDXID = 'SPDXRef-File_1'), 'pattern'],
+      ['a file without checksums', (d) => (d.files[1].checksums = []), 'minItems'],
+      ['an unknown checksum algorithm', (d) => (d.files[2].checksums[0].algorithm = 'CRC32'), 'enum'],
+      ['an unknown relationship', (d) => (d.relationships[0].relationshipType = 'HAS'), 'enum'],
+      ['a package property the schema lacks', (d) => (d.packages[0].arch = 'amd64'), 'additionalProperties'],
+      ['a created time with milliseconds', (d) => (d.creationInfo.created = '2024-01-01T00:00:00.000Z'), 'pattern'],
+      ['a package without downloadLocation', (d) => delete d.packages[1].downloadLocation, 'required'],
+    ];
+    for (const [what, mutate, keyword] of broken) {
+      const copy = structuredClone(doc);
+      mutate(copy);
+      assert.equal(validate(copy), false, what);
+      assert.deepEqual(validate.errors?.map((e) => e.keyword), [keyword], what);
+    }
   });
 
   const pre = portabledPrerequisites({ systemd: 257 });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { waitFor } from './support/wait.js';
 import { portabledPrerequisites } from './support/portabled.js';
+import { makeSigningPair } from './support/verity.js';
 import { hasCommand, IN_CI, isRoot, runCli, runCommand, REPO, tempDir } from './support/env.js';
 import { askVersion, buildResponder, freePort, versionCheck } from './support/responder.js';
 
@@ -141,5 +142,27 @@ describe('mkportable try', { timeout: 10 * 60_000 }, () => {
     const strict = await runCli(['try', img.image, '--profile', 'strict', '--check', versionCheck(port, '9')]);
     assert.equal(strict.code, 0, `${strict.stdout}\n${strict.stderr}`);
     assert.match(strict.stdout, /^attach tryme_9\.raw \(profile strict\): ok$/m);
+  });
+  test('verity images: a DDI runs from its partitions; sidecars stay behind, said so; a signed DDI is refused before booting', async (t) => {
+    if (!ready) throw new Error(`prerequisite missing in CI: ${pre?.reason}`);
+    const port = await freePort();
+    const out = tempDir('mkp-try-verity-', t);
+    const ddi = await buildResponder('tryme', '11', port, t, out, ['--format', 'ddi']);
+    const d = await runCli(['try', ddi.image, '--systemd', '257', '--check', versionCheck(port, '11')]);
+    assert.equal(d.code, 0, `${d.stdout}\n${d.stderr}`);
+    assert.match(d.stdout, /^attach tryme_11\.raw: ok$/m);
+    assert.deepEqual(leftovers(d.stdout), []);
+
+    const side = await buildResponder('tryme', '12', port, t, out, ['--verity']);
+    const s = await runCli(['try', side.image, '--check', versionCheck(port, '12')]);
+    assert.equal(s.code, 0, `${s.stdout}\n${s.stderr}`);
+    assert.match(s.stdout, /^note: tryme_12\.raw is tried without dm-verity \(its \.roothash and \.verity stay behind\)/m);
+
+    const keys = makeSigningPair(out, 'try');
+    const signed = await buildResponder('tryme', '13', port, t, out, ['--verity', '--format', 'ddi', '--signing-key', keys.key, '--signing-certificate', keys.certificate]);
+    const r = await runCli(['try', signed.image]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '', 'nothing booted');
+    assert.match(r.stderr, /^mkportable: error: \S+tryme_13\.raw: a signed DDI needs dm-verity, which try's container \(systemd-nspawn, no device-mapper\) cannot set up; .*\n$/);
   });
 });

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { MkportableError } from '../errors.js';
 import { parseSums, renderSums } from './sums.js';
-import { componentDir, renderTransfer, transferName, type ReleaseKind } from './transfer.js';
+import { componentDir, releaseSuffix, renderTransfer, transferName, type ReleaseKind } from './transfer.js';
 
 export type ReleaseCompression = 'xz' | 'gz';
 
@@ -93,7 +93,7 @@ async function inputsOf(images: string[], compress: ReleaseCompression | undefin
       const source = `${base}${suffix}`;
       if (suffix !== '.raw' && !(await exists(source))) continue;
       const compressed = compress && COMPRESSIBLE.has(suffix) ? `.${compress}` : '';
-      files.push({ source, kind: { suffix, compressed }, name: `${key}${suffix}${compressed}` });
+      files.push({ source, kind: { suffix, compressed }, name: `${key}${releaseSuffix(suffix)}${compressed}` });
     }
     inputs.push({ pname, version, files });
   }

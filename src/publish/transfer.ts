@@ -9,6 +9,15 @@ export interface ReleaseKind {
   compressed: string;
 }
 
+/**
+ * The suffix a kind of file has in the release folder. The signature goes there as `.p7s`, not `.roothash.p7s`:
+ * sysupdate until systemd PR #41899 (2026; 257 has the bug) lets a pattern match a longer name that starts like it, so
+ * `<pname>_@v.roothash` would pick up `<pname>_<v>.roothash.p7s` and install the signature as the root hash.
+ */
+export function releaseSuffix(suffix: string): string {
+  return suffix === '.roothash.p7s' ? '.p7s' : suffix;
+}
+
 export interface TransferSpec {
   pname: string;
   kind: ReleaseKind;
@@ -33,6 +42,7 @@ export function transferName(pname: string, kind: ReleaseKind): string {
 
 export function renderTransfer(t: TransferSpec): string {
   const local = `${t.pname}_@v${t.kind.suffix}`;
+  const remote = `${t.pname}_@v${releaseSuffix(t.kind.suffix)}${t.kind.compressed}`;
   return [
     `# systemd-sysupdate: ${t.pname}${t.kind.suffix} from ${t.url}, written by mkportable publish.`,
     `# Install in ${componentDir(t.pname)}/ (the .transfer file for systemd >= 257, the .conf one before), then run`,
@@ -43,7 +53,7 @@ export function renderTransfer(t: TransferSpec): string {
     '[Source]',
     'Type=url-file',
     `Path=${t.url}`,
-    `MatchPattern=${local}${t.kind.compressed}`,
+    `MatchPattern=${remote}`,
     '',
     '[Target]',
     'Type=regular-file',

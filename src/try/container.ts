@@ -608,6 +608,9 @@ export async function startPortabledContainer(opts: StartOptions = {}): Promise<
     '--timezone=off',
     '--kill-signal=SIGRTMIN+4', // what nspawn sends PID 1 on SIGTERM: poweroff
     '--bind=/dev/loop-control',
+    // A DDI's partitions (loopNpM) are added by the kernel to the host's devtmpfs only; the container reaches them
+    // through this read-only view (symlinks made in step 4).
+    '--bind-ro=/dev:/run/host-dev',
     '--setenv=SYSTEMD_LOG_COLOR=0',
     ...(writable === 'overlay' ? ['--volatile=overlay'] : []),
     ...(opts.nspawnArgs ?? []),
@@ -879,13 +882,15 @@ export async function startPortabledContainer(opts: StartOptions = {}): Promise<
   }
 
   // 4. Loop device nodes. nspawn gives the container a minimal private /dev; portabled allocates a
-  //    loop device through /dev/loop-control (bind-mounted) and then opens /dev/loopN by name.
+  //    loop device through /dev/loop-control (bind-mounted) and then opens /dev/loopN by name, and a DDI's
+  //    partitions as /dev/loopNpM, which point into the host's /dev.
   const loops = hostLoopCount();
   await exec(
     [
       'sh',
       '-c',
-      'i=0; while [ $i -lt "$1" ]; do [ -e /dev/loop$i ] || mknod -m 0660 /dev/loop$i b 7 $i; i=$((i+1)); done',
+      'i=0; while [ $i -lt "$1" ]; do [ -e /dev/loop$i ] || mknod -m 0660 /dev/loop$i b 7 $i;' +
+        ' for m in 1 2 3 4; do ln -sfn /run/host-dev/loop${i}p$m /dev/loop${i}p$m; done; i=$((i+1)); done',
       'sh',
       String(loops),
     ],

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { MkportableError } from '../errors.js';
+import { locateImage } from '../inspect/verity.js';
 import {
   DEFAULT_SYSTEMD,
   isSystemdVersion,
@@ -81,6 +82,26 @@ function checkImageFile(file: string, what: string): void {
   if (!file.endsWith('.raw')) throw new MkportableError('IMAGE_UNSUPPORTED', `${file}: ${what} must be named <name>.raw`, file);
 }
 
+/**
+ * systemd-nspawn gives a container no device-mapper, so dm-verity cannot be set up in try's container: a signed
+ * DDI (its root hash comes from its own signature partition) cannot start there, and is refused before booting;
+ * sidecars (and an unsigned DDI's .roothash) stay behind, so the image is tried without verity, as said.
+ */
+async function checkVerity(image: string, log: (line: string) => void): Promise<void> {
+  const { facts } = await locateImage(image);
+  const name = path.basename(image);
+  if (facts.verity === 'embedded' && facts.rootHashSource === 'signature') {
+    throw new MkportableError(
+      'IMAGE_UNSUPPORTED',
+      `${image}: a signed DDI needs dm-verity, which try's container (systemd-nspawn, no device-mapper) cannot set up; try the same build without --verity, or attach it on a host`,
+      image,
+    );
+  }
+  if (facts.rootHashSource === 'sidecar') {
+    log(`note: ${name} is tried without dm-verity (its .roothash${facts.verity === 'sidecar' ? ' and .verity stay' : ' stays'} behind): containers have no device-mapper`);
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs `sh -c cmd` on the host; resolves with its exit code and output (a per-attempt limit of 20 s). */
@@ -155,6 +176,8 @@ export async function tryImage(opts: TryOptions): Promise<TryResult> {
   if (opts.profile !== undefined && !/^[A-Za-z0-9_.-]+$/.test(opts.profile)) {
     throw new MkportableError('CONFIG_INVALID', `--profile '${opts.profile}': not a profile name`, 'profile');
   }
+
+  await checkVerity(image, log);
 
   const t0 = Date.now();
   const c = await startPortabledContainer({ systemd, progress: opts.progress });

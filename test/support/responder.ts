@@ -21,14 +21,21 @@ export function freePort(): Promise<number> {
 }
 
 /** Builds `<pname>_<version>.raw`: a socket on 127.0.0.1:port whose instances print /etc/os-release. */
-export async function buildResponder(pname: string, version: string, port: number, t: Pick<TestContext, 'after'>, out = tempDir('mkp-responder-', t)): Promise<BuildResult> {
+export async function buildResponder(
+  pname: string,
+  version: string,
+  port: number,
+  t: Pick<TestContext, 'after'>,
+  out = tempDir('mkp-responder-', t),
+  extra: string[] = [],
+): Promise<BuildResult> {
   const units = tempDir('mkp-responder-units-', t);
   writeFileSync(path.join(units, `${pname}.socket`), `[Socket]\nListenStream=127.0.0.1:${port}\nAccept=yes\n\n[Install]\nWantedBy=sockets.target\n`);
   writeFileSync(path.join(units, `${pname}@.service`), '[Service]\nExecStart=/usr/bin/cat /etc/os-release\nStandardInput=socket\nStandardOutput=socket\n');
   const r = await runCli([
     'build', '--pname', pname, '--version', version,
     '--unit', path.join(units, `${pname}.socket`), '--unit', path.join(units, `${pname}@.service`),
-    '--out', out, '--json',
+    '--out', out, '--json', ...extra,
   ]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as BuildResult;
