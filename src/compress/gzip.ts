@@ -1,10 +1,10 @@
 /**
  * gzip in squashfs: zlib streams (RFC 1950), as mksquashfs's gzip_wrapper.c writes them with deflateInit2(level,
  * Z_DEFLATED, window, memLevel 8, strategy). Inflating (the reader) uses Node's zlib: any correct inflate reads any
- * stream. Deflating has two engines, with a trade-off measured on /usr/share (README, benchmarks):
+ * stream. Deflating has two engines, with a trade-off measured on a tree of /usr/share's shape (README, benchmarks):
  *
- *   node    Node's bundled zlib, Chromium's fork (the default): about 0.6x the CPU of the system zlib, images about
- *           0.4% larger (its SIMD string hashing finds slightly fewer matches at the same level).
+ *   node    Node's bundled zlib, Chromium's fork (the default): about 0.8x the CPU of the system zlib, images about
+ *           1.3% larger (its SIMD string hashing finds slightly fewer matches at the same level).
  *   system  our binding to the system libz (native/zlib.c), the library mksquashfs uses: the same deflate choices,
  *           so the same sizes as mksquashfs, at mksquashfs's speed. MKPORTABLE_GZIP=system selects it.
  */
