@@ -185,3 +185,13 @@ test('mkportable ls and cat read our images and mksquashfs\'s alike', async (t) 
     assert.match(missing.stderr, /\/etc\/nope/);
   }
 });
+
+test('the summary line names the image as the user would type it: relative below the working folder, else absolute', async (t) => {
+  const out = tempDir('mkp-summary-', t);
+  const away = await runCli(['build', 'examples/demo', '--out', out]);
+  assert.equal(away.code, 0, away.stderr);
+  assert.match(away.stdout, new RegExp(`^${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/demo_1\\.0\\.raw  \\d+ bytes  sha256 [0-9a-f]{64}  \\d+ entries\\n`));
+  const below = await runCli(['build', path.join(REPO, 'examples/demo'), '--out', path.join(out, 'sub')], { cwd: out });
+  assert.equal(below.code, 0, below.stderr);
+  assert.match(below.stdout, /^sub\/demo_1\.0\.raw  \d+ bytes/);
+});

@@ -289,11 +289,16 @@ async function build(args: string[]): Promise<number> {
   for (const p of result.problems) process.stderr.write(`warning: ${p.rule}: ${escapeName(p.message)}\n`);
   if (values.json) await writeStdout(JSON.stringify(result, escapingReplacer) + '\n');
   else {
-    const rel = path.relative(process.cwd(), result.image) || result.image;
-    await writeStdout(`${rel}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
+    await writeStdout(`${shownPath(result.image)}  ${result.size} bytes  sha256 ${result.sha256}  ${result.files.length} entries\n`);
     if (result.rootHash) await writeStdout(`root hash ${result.rootHash}${result.signed ? ' (signed)' : ''}${result.architecture ? `  ${result.architecture}` : ''}\n`);
   }
   return 0;
+}
+
+/** A path as the user would type it: relative below the working folder, absolute elsewhere (not ../../tmp/x). */
+function shownPath(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(p) : rel;
 }
 
 /** The progress display for --progress (a bar on a terminal by default, nothing elsewhere or with --json). */
@@ -408,7 +413,7 @@ async function publishCommand(args: string[]): Promise<number> {
     url: values.url as string | undefined,
     log: (line) => process.stdout.write(`${line}\n`),
   });
-  await writeStdout(`client transfer files: ${r.transfers.map((t) => path.join(path.relative(process.cwd(), r.dir) || '.', t)).join(' ')}\n`);
+  await writeStdout(`client transfer files: ${r.transfers.map((t) => path.join(shownPath(r.dir), t)).join(' ')}\n`);
   return 0;
 }
 
