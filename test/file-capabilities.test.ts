@@ -187,5 +187,16 @@ for (const systemd of SYSTEMD_VERSIONS) {
       assert.match(r.log, /NoNewPrivs:\s+1/);
       assert.match(r.log, /CapEff:\s+0+\n/);
     });
+
+    test('inspect warns of it under the default profile (the build too), not under trusted, not without the capability', async () => {
+      const rule = (problems: { rule: string; message: string }[]) => problems.filter((p) => p.rule === 'file-capabilities-ignored');
+      const [warned] = rule(images.cap.problems);
+      assert.ok(warned, JSON.stringify(images.cap.problems));
+      assert.match(warned.message, new RegExp(`^capsrv\\.service: ${path.join(bin, 'capserver').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} carries file capabilities .* the default profile .*--profile=trusted$`));
+      assert.deepEqual(rule(images.nocap.problems), []);
+      const { inspectPath } = await import('../src/inspect/index.js');
+      assert.deepEqual(rule((await inspectPath(images.cap.image, { profile: 'trusted' })).problems), []);
+      assert.equal(rule((await inspectPath(images.cap.image, { profile: 'strict' })).problems).length, 1);
+    });
   });
 }

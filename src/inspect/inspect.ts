@@ -208,15 +208,20 @@ async function checkProfile(source: Source, units: FoundUnit[], profile: Profile
     if (!u.name.endsWith('.service')) continue;
     const fix = `attach with --profile=trusted, or add a host drop-in (/etc/systemd/system/${u.name}.d/50-override.conf)`;
     if (profile.memoryDenyWriteExecute) {
-      for (const prog of unitPrograms(parsed, u.name, { onInvalid: () => {} })) {
-        if (prog.key !== 'ExecStart' || prog.hasSpecifier) continue;
-        const exe = await locateProgram(source, prog);
-        const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
-        if (!real) continue;
+      for (const { prog, real } of await mainPrograms(source, parsed, u.name)) {
         const jit = await jitRuntime(source, real);
         if (!jit || prog.argv.includes('--jitless')) continue;
         report('warning', 'jit-memory-deny-write-execute',
           `${u.name}: ${real} is a JIT runtime (${jit}); the ${profile.name} profile's MemoryDenyWriteExecute=yes kills it at its first compiled code (node: status=5/TRAP): ${fix} with MemoryDenyWriteExecute=no${/node/.test(jit) ? ', or run node with --jitless' : ''}`, u.path);
+      }
+    }
+    // DynamicUser=yes and the profile's sandboxing imply NoNewPrivileges=yes for the (never root) service, and the
+    // kernel grants no file capabilities under no_new_privs.
+    if (profile.dynamicUser || profile.noNewPrivileges) {
+      for (const { real } of await mainPrograms(source, parsed, u.name)) {
+        if (!(await source.xattrs?.(real))?.['security.capability']) continue;
+        report('warning', 'file-capabilities-ignored',
+          `${u.name}: ${real} carries file capabilities (security.capability), which the ${profile.name} profile makes useless: its DynamicUser=yes and sandboxing imply NoNewPrivileges=yes, and execve grants no file capabilities then: attach with --profile=trusted`, u.path);
       }
     }
     if (profile.addressFamilies) {
@@ -231,6 +236,18 @@ async function checkProfile(source: Source, units: FoundUnit[], profile: Profile
       if (lost.length) report('warning', 'capability-removed', `${u.name} asks for ${lost.join(' ')}, which the ${profile.name} profile's CapabilityBoundingSet= removes: the call needing it fails with EPERM; ${fix}`, u.path);
     }
   }
+}
+
+/** The programs a service's ExecStart= lines run, found in the image (symlinks resolved); others are left out. */
+async function mainPrograms(source: Source, parsed: ReturnType<typeof parseUnitFile>, unit: string) {
+  const found: { prog: ReturnType<typeof unitPrograms>[number]; real: string }[] = [];
+  for (const prog of unitPrograms(parsed, unit, { onInvalid: () => {} })) {
+    if (prog.key !== 'ExecStart' || prog.hasSpecifier) continue;
+    const exe = await locateProgram(source, prog);
+    const real = exe ? await realpathIn(source, exe).catch(() => undefined) : undefined;
+    if (real) found.push({ prog, real });
+  }
+  return found;
 }
 
 /** The JIT runtime a program is, by its name or the libraries it links, or undefined. */

@@ -30,6 +30,10 @@ export function squashfsSource(image: SquashfsImage, name: string): Source {
       return data.subarray(Math.min(offset, data.length), Math.min(offset + length, data.length));
     },
     readFile: (p) => whole(p),
+    async xattrs(p) {
+      const x = (await image.stat(p)).xattrs;
+      return x && Object.keys(x).length ? x : undefined;
+    },
     hostPath: () => undefined,
   };
 }
