@@ -150,8 +150,13 @@ for (const systemd of SYSTEMD_VERSIONS) {
         await c.exec(['systemctl', 'reset-failed', 'capsrv.service'], { allowFail: true });
       }
     }
+    /** The journal of this start, once the server's own last line (bind failed, or listening) has reached it. */
+    const serverLog = () => waitFor('the server\'s lines in the journal', async () => {
+      const j = await journal();
+      return /bind port \d+ as uid|listening/.test(j) ? j : undefined;
+    }, 10_000).catch(() => journal());
     const run = (image: string, profile: string | undefined) =>
-      attached(image, profile, async () => ({ ...(await outcome(`${image} (${profile ?? 'default'}) to answer or fail`)), log: await journal() }));
+      attached(image, profile, async () => ({ ...(await outcome(`${image} (${profile ?? 'default'}) to answer or fail`)), log: await serverLog() }));
 
     test('the image carries security.capability on the program', async () => {
       const { openImage } = await import('../src/squashfs/read/index.js');
