@@ -61,14 +61,7 @@ export interface BuildFile {
 }
 
 /** A distribution package some of the image's files come from. */
-export interface BuildPackage {
-  id: string;
-  name: string;
-  version: string;
-  architecture: string;
-  manager: 'dpkg' | 'apk';
-  sourcePackage?: string;
-  license?: string;
+export interface BuildPackage extends DistroPackage {
   /** How many of the image's entries it installed. */
   files: number;
 }

@@ -100,6 +100,34 @@ export function ownCopy(src: Uint8Array, length: number): Uint8Array {
   return src.slice(0, length);
 }
 
+/**
+ * `data` encoded with each variant in turn, the smallest kept (the first on a tie), as mksquashfs does. Each try may
+ * only use fewer bytes than the best so far, so a losing variant stops as soon as it has lost. `encode` writes into
+ * `out` and returns the length, negative when it does not fit; the two buffers take turns (the second may be empty
+ * with one variant). Null when no variant is smaller than the data.
+ */
+export function smallestEncoding<V>(
+  data: Uint8Array,
+  variants: readonly V[],
+  buffers: readonly [Uint8Array, Uint8Array],
+  encode: (variant: V, out: Uint8Array) => number,
+): Uint8Array | null {
+  let limit = data.length - 1;
+  let best: Uint8Array | null = null;
+  let bestLength = -1;
+  for (const variant of variants) {
+    const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
+    const n = encode(variant, out.subarray(0, limit));
+    if (n >= 0) {
+      best = out;
+      bestLength = n;
+      limit = n - 1;
+      if (limit <= 0) break;
+    }
+  }
+  return best ? ownCopy(best, bestLength) : null;
+}
+
 export function checkMaxSize(maxSize: number): void {
   if (!Number.isSafeInteger(maxSize) || maxSize < 0) throw new RangeError(`maxSize ${maxSize} is not a byte count`);
 }

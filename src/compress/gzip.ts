@@ -19,7 +19,7 @@ import {
   needOptions,
   optionsBlock,
   nativeAddon,
-  ownCopy,
+  smallestEncoding,
   wholeNumber,
   type OptionWord,
 } from './common.js';
@@ -152,31 +152,14 @@ export class GzipCompressor extends BaseCompressor {
     return z.length;
   }
 
-  /**
-   * With several strategies, mksquashfs deflates with each and keeps the smallest (the first on a tie). Each try
-   * may only use fewer bytes than the best so far, so a losing strategy stops as soon as it has lost.
-   */
+  /** With several strategies, mksquashfs deflates with each and keeps the smallest (smallestEncoding). */
   compressSync(data: Uint8Array): Uint8Array | null {
     if (data.length < 2) return null;
     if (!this.#scratch || this.#scratch[0].length < data.length) {
       const n = Math.max(data.length, this.spec.blockSize);
       this.#scratch = [new Uint8Array(n), new Uint8Array(this.#zlibStrategies.length > 1 ? n : 0)];
     }
-    const buffers = this.#scratch;
-    let limit = data.length - 1;
-    let best: Uint8Array | null = null;
-    let bestLength = -1;
-    for (const strategy of this.#zlibStrategies) {
-      const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
-      const n = this.#deflate(data, out.subarray(0, limit), strategy);
-      if (n >= 0) {
-        best = out;
-        bestLength = n;
-        limit = n - 1;
-        if (limit <= 0) break;
-      }
-    }
-    return best ? ownCopy(best, bestLength) : null;
+    return smallestEncoding(data, this.#zlibStrategies, this.#scratch, (strategy, out) => this.#deflate(data, out, strategy));
   }
 
   compressInto(data: Uint8Array, out: Uint8Array): number {

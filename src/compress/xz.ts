@@ -12,7 +12,7 @@ import {
   invalid,
   needOptions,
   optionsBlock,
-  ownCopy,
+  smallestEncoding,
   nativeAddon,
   trimOutput,
   type OptionWord,
@@ -255,28 +255,11 @@ export class XzCompressor extends BaseCompressor {
     return this.#scratch;
   }
 
-  /**
-   * Plain LZMA2 first, then each BCJ filter, keeping the smallest (the first on a tie), as mksquashfs does. Each try
-   * may only use fewer bytes than the best so far, so a losing filter stops as soon as it has lost.
-   */
+  /** Plain LZMA2 first, then each BCJ filter, keeping the smallest (smallestEncoding), as mksquashfs does. */
   compressSync(data: Uint8Array): Uint8Array | null {
     if (data.length < 2) return null;
     const dict = dictFor(data.length, this.spec.dictSize!);
-    const buffers = this.#buffers(data.length);
-    let limit = data.length - 1;
-    let best: Uint8Array | null = null;
-    let bestLength = -1;
-    for (const bcj of [0, ...this.#bcjIds]) {
-      const out: Uint8Array = best === buffers[0] ? buffers[1] : buffers[0];
-      const n = xzBinding().encode(data, bcj, dict, out.subarray(0, limit));
-      if (n >= 0) {
-        best = out;
-        bestLength = n;
-        limit = n - 1;
-        if (limit <= 0) break;
-      }
-    }
-    return best ? ownCopy(best, bestLength) : null;
+    return smallestEncoding(data, [0, ...this.#bcjIds], this.#buffers(data.length), (bcj, out) => xzBinding().encode(data, bcj, dict, out));
   }
 
   /** One filter chain (no BCJ): liblzma writes straight into `out`. */
