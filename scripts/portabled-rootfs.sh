@@ -41,61 +41,11 @@ STAMP="mkportable-rootfs v${STAMP_VERSION} ${SUITE} ${PACKAGES}"
 die() { printf 'portabled-rootfs: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-CACHE="${CACHE%/}"
-[ -n "$CACHE" ] && [ "$CACHE" != / ] || die "refusing to use '/' as cache"
-
-is_complete() { [ -f "$CACHE/$STAMP_FILE" ] && [ "$(cat "$CACHE/$STAMP_FILE")" = "$STAMP" ]; }
-
-# Fast path, no lock needed: a complete cache is only ever replaced by rename.
-if is_complete; then
-  printf '%s\n' "$CACHE"
-  exit 0
-fi
-
+# shellcheck source=cached-tree.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cached-tree.sh"
+cache_reuse_or_lock portabled-rootfs
 command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
-
-PARENT="$(dirname "$CACHE")"
-NAME="$(basename "$CACHE")"
-mkdir -p "$PARENT"
-
-exec 9>"$PARENT/.$NAME.lock"
-if ! flock -n 9; then
-  printf 'portabled-rootfs: waiting for another build of %s\n' "$CACHE" >&2
-  flock 9
-fi
-if is_complete; then # built by whoever held the lock
-  printf '%s\n' "$CACHE"
-  exit 0
-fi
-
-# Removes a build tree, first unmounting whatever an interrupted debootstrap left mounted in it
-# (its second stage mounts proc/sys into the target); rm --one-file-system would not cross those.
-remove_tree() {
-  local dir="$1" m
-  [ -e "$dir" ] || return 0
-  { findmnt -rn -o TARGET 2>/dev/null || true; } | { grep -F -- "$dir/" || true; } | sort -r |
-    while read -r m; do umount -l -- "$(printf '%b' "$m")" 2>/dev/null || true; done
-  rm -rf --one-file-system -- "$dir"
-}
-
-# Leftovers of interrupted builds (we hold the lock, so nobody is using them).
-for old in "$PARENT/.$NAME.tmp."* "$PARENT/.$NAME.old."*; do
-  if [ -e "$old" ]; then remove_tree "$old"; fi
-done
-
-TMP="$(mktemp -d "$PARENT/.$NAME.tmp.XXXXXX")"
-LOG="$TMP/debootstrap.log"
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ]; then
-    printf 'portabled-rootfs: build of %s failed (exit %s); last lines of the log:\n' "$CACHE" "$rc" >&2
-    tail -n 40 "$LOG" >&2 || true
-  fi
-  remove_tree "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cache_begin_build debootstrap.log
 
 ROOT="$TMP/rootfs"
 if [ "$PROGRESS" = 1 ]; then
@@ -164,16 +114,4 @@ fi
          "$ROOT/usr/share/info/"* "$ROOT/usr/share/locale/"* "$ROOT/var/log/"*.log
 } >>"$LOG" 2>&1 || die "customising the rootfs failed"
 
-printf '%s\n' "$STAMP" >"$ROOT/$STAMP_FILE"
-sync -f "$ROOT/$STAMP_FILE" 2>/dev/null || true
-
-# Replace an outdated cache (different stamp, or no stamp at all) atomically-enough: move it
-# aside first, then rename the new tree into place, then delete the old one.
-if [ -e "$CACHE" ] || [ -L "$CACHE" ]; then
-  OLD="$PARENT/.$NAME.old.$$"
-  mv -T "$CACHE" "$OLD"
-fi
-mv -T "$ROOT" "$CACHE"
-if [ -n "${OLD:-}" ]; then remove_tree "$OLD"; fi
-
-printf '%s\n' "$CACHE"
+cache_install "$ROOT"

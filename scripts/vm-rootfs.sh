@@ -25,8 +25,8 @@ STAMP_FILE=stamp
 die() { printf 'vm-rootfs: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-CACHE="${CACHE%/}"
-[ -n "$CACHE" ] && [ "$CACHE" != / ] || die "refusing to use '/' as cache"
+# shellcheck source=cached-tree.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cached-tree.sh"
 
 # The newest Debian kernel installed on the host that has its modules.
 KVER=""
@@ -36,52 +36,12 @@ done
 [ -n "$KVER" ] || die "no Debian kernel with modules in /boot (apt-get install linux-image-amd64)"
 STAMP="mkportable-vm v${STAMP_VERSION} ${SUITE} ${PACKAGES} ${KVER}"
 
-is_complete() { [ -f "$CACHE/$STAMP_FILE" ] && [ "$(cat "$CACHE/$STAMP_FILE")" = "$STAMP" ]; }
-if is_complete; then
-  printf '%s\n' "$CACHE"
-  exit 0
-fi
-
+cache_reuse_or_lock vm-rootfs
 command -v debootstrap >/dev/null || die "debootstrap not found (apt-get install debootstrap)"
 command -v mkfs.ext4 >/dev/null || die "mkfs.ext4 not found (apt-get install e2fsprogs)"
 command -v depmod >/dev/null || die "depmod not found (apt-get install kmod)"
 command -v mkinitramfs >/dev/null || die "mkinitramfs not found (apt-get install initramfs-tools)"
-
-PARENT="$(dirname "$CACHE")"
-NAME="$(basename "$CACHE")"
-mkdir -p "$PARENT"
-exec 9>"$PARENT/.$NAME.lock"
-flock 9
-if is_complete; then
-  printf '%s\n' "$CACHE"
-  exit 0
-fi
-
-remove_tree() {
-  local dir="$1" m
-  [ -e "$dir" ] || return 0
-  { findmnt -rn -o TARGET 2>/dev/null || true; } | { grep -F -- "$dir/" || true; } | sort -r |
-    while read -r m; do umount -l -- "$(printf '%b' "$m")" 2>/dev/null || true; done
-  rm -rf --one-file-system -- "$dir"
-}
-for old in "$PARENT/.$NAME.tmp."* "$PARENT/.$NAME.old."*; do
-  if [ -e "$old" ]; then remove_tree "$old"; fi
-done
-
-TMP="$(mktemp -d "$PARENT/.$NAME.tmp.XXXXXX")"
-LOG="$TMP/build.log"
-cleanup() {
-  local rc=$?
-  if [ "$rc" -ne 0 ]; then
-    printf 'vm-rootfs: build of %s failed (exit %s); last lines of the log:\n' "$CACHE" "$rc" >&2
-    tail -n 40 "$LOG" >&2 || true
-  fi
-  remove_tree "$TMP/rootfs"
-  [ "$rc" -eq 0 ] || remove_tree "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cache_begin_build build.log
 
 ROOT="$TMP/rootfs"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT" "$MIRROR" >"$LOG" 2>&1 || die "debootstrap failed"
@@ -176,11 +136,4 @@ EOF
 
 remove_tree "$ROOT"
 rm -f "$LOG"
-printf '%s\n' "$STAMP" >"$TMP/$STAMP_FILE"
-if [ -e "$CACHE" ]; then
-  OLD="$PARENT/.$NAME.old.$$"
-  mv -T "$CACHE" "$OLD"
-fi
-mv -T "$TMP" "$CACHE"
-if [ -n "${OLD:-}" ]; then remove_tree "$OLD"; fi
-printf '%s\n' "$CACHE"
+cache_install "$TMP"

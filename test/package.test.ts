@@ -14,7 +14,7 @@ test('npm pack lists only what runs', async () => {
   assert.equal(r.code, 0, r.stderr);
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0].files.map((f) => f.path).sort();
   const roots = ['dist/src/', 'bin/', 'src/native/'];
-  const loose = ['package.json', 'README.md', 'scripts/portabled-rootfs.sh', 'binding.gyp'];
+  const loose = ['package.json', 'README.md', 'scripts/portabled-rootfs.sh', 'scripts/cached-tree.sh', 'binding.gyp'];
   for (const f of files) {
     assert.ok(loose.includes(f) || roots.some((r) => f.startsWith(r)), `${f} is in the package`);
     assert.doesNotMatch(f, /\.test\.|(^|\/)test\/|fixture|fuzz|testdata|test-data|\/build\//i, `${f} is test or build-time output`);
@@ -26,7 +26,7 @@ test('npm pack lists only what runs', async () => {
   }
   for (const needed of ['bin/mkportable.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/bin.js', 'dist/src/squashfs/worker.js',
     'dist/src/native/fs.js', 'binding.gyp', 'src/native/native.h', 'src/native/addon.c', 'src/native/xz.c', 'src/native/fs.c',
-    'src/native/index.cjs', 'scripts/portabled-rootfs.sh', 'README.md']) {
+    'src/native/index.cjs', 'scripts/portabled-rootfs.sh', 'scripts/cached-tree.sh', 'README.md']) {
     assert.ok(files.includes(needed), `${needed} is missing from the package`);
   }
 });
