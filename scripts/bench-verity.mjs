@@ -7,29 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { measure } from './measure.mjs';
 
 const dir = process.argv[2] ?? '/usr/lib/python3.11';
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const repo = path.resolve(new URL('..', import.meta.url).pathname);
 const cli = path.join(repo, 'bin', 'mkportable.js');
 const work = mkdtempSync(path.join(os.tmpdir(), 'mkportable-bench-verity-'));
-
-const MEASURE = `
-import resource, subprocess, sys, time, json
-t = time.monotonic()
-r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-wall = time.monotonic() - t
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"code": r.returncode, "wall": wall, "cpu": u.ru_utime + u.ru_stime, "rss": u.ru_maxrss * 1024, "err": r.stderr.decode()[-500:]}))
-`;
-
-function measure(argv) {
-  const r = spawnSync('python3', ['-c', MEASURE, ...argv], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`measure failed: ${r.stderr}`);
-  const m = JSON.parse(r.stdout);
-  if (m.code !== 0) throw new Error(`${argv.join(' ')} failed: ${m.err}`);
-  return m;
-}
 
 const key = path.join(work, 'bench.key');
 const cert = path.join(work, 'bench.crt');

@@ -28,6 +28,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { measure } from './measure.mjs';
 
 const quick = process.env.BENCH_QUICK === '1';
 const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
@@ -37,24 +38,6 @@ const cli = path.join(repo, 'bin', 'mkportable.js');
 const work = mkdtempSync(path.join(os.tmpdir(), 'mkportable-bench-'));
 const failures = [];
 const cores = os.availableParallelism();
-
-// Children's rusage (CPU and peak RSS) needs wait4(); python's resource module reads it for us.
-const MEASURE = `
-import resource, subprocess, sys, time, json, os
-t = time.monotonic()
-r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-wall = time.monotonic() - t
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"code": r.returncode, "wall": wall, "cpu": u.ru_utime + u.ru_stime, "rss": u.ru_maxrss * 1024, "err": r.stderr.decode()[-800:]}))
-`;
-
-function measure(argv, env = process.env) {
-  const r = spawnSync('python3', ['-c', MEASURE, ...argv], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`measure failed: ${r.stderr}`);
-  const m = JSON.parse(r.stdout);
-  if (m.code !== 0) throw new Error(`${argv.join(' ')} failed: ${m.err}`);
-  return m;
-}
 
 function run(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 28, ...opts });

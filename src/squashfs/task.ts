@@ -9,6 +9,7 @@
  * names the slot its result goes in (and the slot holding its inline bytes); no big buffer ever moves between
  * threads, so nothing is allocated per block and memory is the arena, whatever the size of the tree.
  */
+import type { CacheCounters } from './block-cache.js';
 
 /** Piece flags. */
 export const Piece = {
@@ -102,11 +103,5 @@ export interface TaskResult {
   cache?: WorkerCounters;
 }
 
-export interface WorkerCounters {
-  hits: number;
-  misses: number;
-  stores: number;
-  corrupt: number;
-  storedBytes: number;
-  failures: number;
-}
+/** The block cache's counters, as a worker reports them for one task. */
+export type WorkerCounters = CacheCounters;
