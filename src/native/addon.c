@@ -5,8 +5,9 @@
  *   listXattrs, setXattr           extended attributes by byte-exact path, symlinks not followed (fs.c)
  *   nextData, nextHole             lseek SEEK_DATA / SEEK_HOLE, to skip the holes of sparse files (fs.c)
  *   deflate, zlibVersion           gzip blocks through the system zlib, as mksquashfs makes them (zlib.c)
- *   scan                           a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
+ *   scan, scanAsync                a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
+ *   copy                           memmove between byte arrays, shared memory included (copy.c)
  *
  * Everything is synchronous: xz and zlib run in mkportable's own worker threads, and the file-system calls are a
  * few system calls each. No global state but per-thread deflate streams (napi instance data), so it loads in any
@@ -80,8 +81,10 @@ NAPI_MODULE_INIT() {
     {"deflate", NULL, zlib_deflate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"zlibVersion", NULL, zlib_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
     {"scan", NULL, fs_scan, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"scanAsync", NULL, fs_scan_async, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lz4Compress", NULL, lz4_compress, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lz4Version", NULL, lz4_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"copy", NULL, mem_copy, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -38,45 +38,36 @@ static char *get_path(napi_env env, napi_value v, const char *name) {
   return s;
 }
 
-/* The value of one attribute; *size < 0 when it cannot be read and is to be left out. Throws on real errors. */
-char *xattr_value(napi_env env, const char *path, const char *name, ssize_t *size, bool *failed) {
-  *failed = false;
+/* Whether an attribute that cannot be read is to be left out rather than failing: gone, or not ours to read. */
+static bool skippable(int err) {
+  return err == ENODATA || err == EACCES || err == EPERM || err == ENOTSUP;
+}
+
+int read_xattr(const char *path, const char *name, char **value, ssize_t *size) {
+  *value = NULL;
   for (int attempt = 0; attempt < 8; attempt++) {
     ssize_t n = lgetxattr(path, name, NULL, 0);
     if (n < 0) {
-      if (errno == ENODATA || errno == EACCES || errno == EPERM || errno == ENOTSUP) {
-        *size = -1;
-        return NULL;
-      }
-      *failed = true;
-      throw_errno(env, "lgetxattr", errno);
-      return NULL;
+      if (!skippable(errno)) return errno;
+      *size = -1;
+      return 0;
     }
     char *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf) {
-      *failed = true;
-      napi_throw_error(env, "ENOMEM", "out of memory");
-      return NULL;
-    }
+    if (!buf) return ENOMEM;
     ssize_t got = n > 0 ? lgetxattr(path, name, buf, (size_t)n) : 0;
     if (got >= 0) {
+      *value = buf;
       *size = got;
-      return buf;
+      return 0;
     }
     int err = errno;
     free(buf);
     if (err == ERANGE) continue; /* it grew between the calls */
-    if (err == ENODATA || err == EACCES || err == EPERM || err == ENOTSUP) {
-      *size = -1;
-      return NULL;
-    }
-    *failed = true;
-    throw_errno(env, "lgetxattr", err);
-    return NULL;
+    if (!skippable(err)) return err;
+    *size = -1;
+    return 0;
   }
-  *failed = true;
-  throw_errno(env, "lgetxattr", ERANGE);
-  return NULL;
+  return ERANGE;
 }
 
 napi_value fs_list_xattrs(napi_env env, napi_callback_info info) {
@@ -129,9 +120,10 @@ napi_value fs_list_xattrs(napi_env env, napi_callback_info info) {
     at += (ssize_t)nlen + 1;
     if (nlen == 0) continue;
     ssize_t vsize;
-    bool failed;
-    char *value = xattr_value(env, path, name, &vsize, &failed);
-    if (failed) {
+    char *value;
+    int err = read_xattr(path, name, &value, &vsize);
+    if (err) {
+      throw_errno(env, "lgetxattr", err);
       free(names);
       free(path);
       return NULL;

@@ -22,9 +22,9 @@ napi_value xz_decode(napi_env env, napi_callback_info info);
 napi_value xz_version(napi_env env, napi_callback_info info);
 
 /* fs.c */
-/* One extended attribute's value (malloc'ed); *size < 0 when it is to be left out (gone, not readable). Throws and
- * sets *failed on real errors. */
-char *xattr_value(napi_env env, const char *path, const char *name, ssize_t *size, bool *failed);
+/* One extended attribute's value (malloc'ed) into value and size, a size < 0 when it is to be left out (gone, not
+ * readable); 0, or the errno of a real failure. No JavaScript: any thread may call it. */
+int read_xattr(const char *path, const char *name, char **value, ssize_t *size);
 napi_value fs_list_xattrs(napi_env env, napi_callback_info info);
 napi_value fs_set_xattr(napi_env env, napi_callback_info info);
 napi_value fs_next_data(napi_env env, napi_callback_info info);
@@ -38,6 +38,10 @@ napi_value zlib_library_version(napi_env env, napi_callback_info info);
 napi_value lz4_compress(napi_env env, napi_callback_info info);
 napi_value lz4_library_version(napi_env env, napi_callback_info info);
 
+/* copy.c */
+napi_value mem_copy(napi_env env, napi_callback_info info);
+
 /* scan.c */
 napi_value fs_scan(napi_env env, napi_callback_info info);
+napi_value fs_scan_async(napi_env env, napi_callback_info info);
 #endif

@@ -1,17 +1,21 @@
 /*
  * mkportable's directory scan: one call lists a directory and lstat()s every name in it (fstatat on the open
- * directory, so the kernel resolves each name once, relative), reads symlink targets, and sorts the names by their
- * bytes, as squashfs wants them. Planning a tree of tens of thousands of files is then a few system calls per file
- * and no JavaScript object per file. Synchronous: it runs while nothing else does (planning).
+ * directory, so the kernel resolves each name once, relative), reads symlink targets and extended attributes, and
+ * sorts the names by their bytes, as squashfs wants them. Planning a tree of tens of thousands of files is then a
+ * few system calls per file and no JavaScript object per file.
  *
- *   scan(dir) -> { names, nameEnds, stats, targets, targetEnds, xattrRows, xattrNames, xattrNameEnds, xattrValues, xattrValueEnds }
+ *   scan(dir)      -> { names, nameEnds, stats, targets, targetEnds, xattrRows, xattrNames, xattrNameEnds, xattrValues, xattrValueEnds }
+ *   scanAsync(dir) -> a promise of the same, the work done on libuv's thread pool: a walk keeps several directories
+ *                     in flight, so that listing a big tree uses every core.
  *     names      every name but "." and "..", back to back, sorted bytewise (Uint8Array)
  *     nameEnds   where each name ends in names (Uint32Array)
- *     stats      per name: mode, uid, gid, size, mtime (s), nlink, ino, dev, rdev (Float64Array, 9 per name)
+ *     stats      per name: mode, uid, gid, size, mtime (s), nlink, ino, dev, rdev, blocks (Float64Array, 10 per name)
  *     targets    symlink targets back to back (empty for other names); targetEnds like nameEnds
- *     xattr*     the extended attributes (llistxattr + lgetxattr, as listXattrs in fs.c): for each attribute, the
- *                index of its name in `names`, its name and its value (blobs with their ends)
- *   A name that vanishes between readdir and lstat is left out. Errors throw with errno's code ("EACCES") and name.
+ *     xattr*     the extended attributes (llistxattr + lgetxattr): for each attribute, the index of its name in
+ *                `names`, its name and its value (blobs with their ends). One that is gone or that the caller may
+ *                not read is left out.
+ *   A name that vanishes between readdir and lstat is left out. Errors throw (or reject) with errno's code
+ *   ("EACCES") and the path.
  */
 #define _GNU_SOURCE
 #include "native.h"
@@ -26,7 +30,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define FIELDS 9
+#define FIELDS 10
 
 typedef struct {
   char *name;
@@ -37,6 +41,19 @@ typedef struct {
   uint8_t *data;
   size_t len, cap;
 } bytes_t;
+
+/* One directory's listing, made without touching JavaScript (so it can run on any thread). */
+typedef struct {
+  char path[4097];
+  int err;              /* errno of the failure, 0 when none */
+  const char *what;     /* the call that failed */
+  char *err_path;       /* the path it failed on (malloc'ed) */
+  size_t count;
+  bytes_t names, name_ends, stats, targets, target_ends;
+  bytes_t xnames, xvalues, xrows, xname_ends, xvalue_ends;
+  napi_async_work work;
+  napi_deferred deferred;
+} scan_t;
 
 static bool push_bytes(bytes_t *b, const void *p, size_t n) {
   if (b->len + n > b->cap) {
@@ -60,215 +77,253 @@ static int by_bytes(const void *a, const void *b) {
   return x->len < y->len ? -1 : x->len > y->len ? 1 : 0;
 }
 
-static napi_value throw_path_errno(napi_env env, int err, const char *what, const char *path) {
-  char msg[8500];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", strerrorname_np(err) ? strerrorname_np(err) : "EIO", strerror(err), what, path);
-  napi_throw_error(env, strerrorname_np(err) ? strerrorname_np(err) : "EIO", msg);
-  return NULL;
+/* Records the first failure; returns false so callers can `return fail(...)`. */
+static bool fail(scan_t *r, int err, const char *what, const char *path) {
+  if (r->err) return false;
+  r->err = err ? err : EIO;
+  r->what = what;
+  r->err_path = strdup(path);
+  return false;
 }
 
-static napi_value typed(napi_env env, napi_typedarray_type type, const void *data, size_t bytes, size_t count) {
-  void *dst = NULL;
-  napi_value ab, arr;
-  if (napi_create_arraybuffer(env, bytes, &dst, &ab) != napi_ok) return NULL;
-  if (bytes) memcpy(dst, data, bytes);
-  if (napi_create_typedarray(env, type, count, ab, 0, &arr) != napi_ok) return NULL;
-  return arr;
-}
-
-napi_value fs_scan(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  char path[4097];
-  size_t plen = 0;
-  bool is_buf = false;
-  if (argc >= 1) napi_is_buffer(env, argv[0], &is_buf);
-  if (is_buf) {
-    void *p;
-    napi_get_buffer_info(env, argv[0], &p, &plen);
-    if (plen >= sizeof path) {
-      napi_throw_error(env, "ENAMETOOLONG", "path too long");
-      return NULL;
+/* The attributes of `full` (entry number `row`) into r's xattr columns. */
+static bool scan_xattrs(scan_t *r, const char *full, uint32_t row, char **list, size_t *list_cap) {
+  for (int attempt = 0;; attempt++) {
+    ssize_t len = llistxattr(full, NULL, 0);
+    if (len < 0 && (errno == ENOTSUP || errno == ENOENT)) len = 0;
+    if (len < 0) return fail(r, errno, "llistxattr", full);
+    if (len == 0) return true;
+    if ((size_t)len > *list_cap) {
+      char *l2 = realloc(*list, (size_t)len);
+      if (!l2) return fail(r, ENOMEM, "llistxattr", full);
+      *list = l2;
+      *list_cap = (size_t)len;
     }
-    memcpy(path, p, plen);
-    path[plen] = 0;
-  } else if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &plen) != napi_ok) {
-    napi_throw_type_error(env, NULL, "scan(dir) needs a path (string or Buffer)");
-    return NULL;
+    ssize_t got = llistxattr(full, *list, (size_t)len);
+    if (got < 0) {
+      if (errno == ERANGE && attempt < 8) continue;
+      return fail(r, errno, "llistxattr", full);
+    }
+    for (ssize_t at = 0; at < got;) {
+      const char *xn = *list + at;
+      size_t xl = strnlen(xn, (size_t)(got - at));
+      at += (ssize_t)xl + 1;
+      if (xl == 0) continue;
+      char *value;
+      ssize_t vsize;
+      int err = read_xattr(full, xn, &value, &vsize);
+      if (err) return fail(r, err, "lgetxattr", full);
+      if (vsize < 0) continue;
+      bool ok = push_bytes(&r->xnames, xn, xl) && push_bytes(&r->xvalues, value ? value : "", (size_t)vsize);
+      free(value);
+      uint32_t ne = (uint32_t)r->xnames.len, ve = (uint32_t)r->xvalues.len;
+      if (!ok || !push_bytes(&r->xrows, &row, 4) || !push_bytes(&r->xname_ends, &ne, 4) || !push_bytes(&r->xvalue_ends, &ve, 4))
+        return fail(r, ENOMEM, "llistxattr", full);
+    }
+    return true;
   }
+}
 
+static void scan_dir(scan_t *r) {
+  const char *path = r->path;
   int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return throw_path_errno(env, errno, "scandir", path);
+  if (dfd < 0) {
+    fail(r, errno, "scandir", path);
+    return;
+  }
   DIR *d = fdopendir(dfd);
   if (!d) {
-    int e = errno;
+    fail(r, errno, "scandir", path);
     close(dfd);
-    return throw_path_errno(env, e, "scandir", path);
+    return;
   }
   entry_t *ents = NULL;
   size_t n = 0, cap = 0;
-  bool oom = false;
+  char *list = NULL;
+  size_t list_cap = 0;
   for (;;) {
     errno = 0;
     struct dirent *de = readdir(d);
-    if (!de) break;
+    if (!de) {
+      if (errno) fail(r, errno, "readdir", path);
+      break;
+    }
     const char *nm = de->d_name;
     if (nm[0] == '.' && (nm[1] == 0 || (nm[1] == '.' && nm[2] == 0))) continue;
     if (n == cap) {
       cap = cap ? cap * 2 : 64;
       entry_t *e = realloc(ents, cap * sizeof *ents);
-      if (!e) { oom = true; break; }
+      if (!e) { fail(r, ENOMEM, "readdir", path); break; }
       ents = e;
     }
     size_t len = strlen(nm);
     ents[n].name = malloc(len + 1);
-    if (!ents[n].name) { oom = true; break; }
+    if (!ents[n].name) { fail(r, ENOMEM, "readdir", path); break; }
     memcpy(ents[n].name, nm, len + 1);
     ents[n].len = len;
     n++;
   }
-  int read_err = errno;
-  napi_value result = NULL;
-  bytes_t names = {0}, targets = {0};
-  bytes_t xnames = {0}, xvalues = {0}, xrows = {0}, xname_ends = {0}, xvalue_ends = {0};
-  char *list = NULL;
-  size_t list_cap = 0;
-  uint32_t *name_ends = NULL, *target_ends = NULL;
-  double *stats = NULL;
-  if (oom) {
-    napi_throw_error(env, "ENOMEM", "out of memory listing a directory");
-    goto out;
-  }
-  if (read_err) {
-    throw_path_errno(env, read_err, "readdir", path);
-    goto out;
-  }
-  qsort(ents, n, sizeof *ents, by_bytes);
-  name_ends = malloc((n ? n : 1) * sizeof *name_ends);
-  target_ends = malloc((n ? n : 1) * sizeof *target_ends);
-  stats = malloc((n ? n : 1) * FIELDS * sizeof *stats);
-  if (!name_ends || !target_ends || !stats) {
-    napi_throw_error(env, "ENOMEM", "out of memory listing a directory");
-    goto out;
-  }
-  size_t kept = 0;
+  if (!r->err) qsort(ents, n, sizeof *ents, by_bytes);
   char link[4097];
   char full[8200];
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && !r->err; i++) {
     struct stat st;
     snprintf(full, sizeof full, "%s/%s", path, ents[i].name);
     if (fstatat(dfd, ents[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT || errno == ENOTDIR) continue;
-      throw_path_errno(env, errno, "lstat", full);
-      goto out;
+      fail(r, errno, "lstat", full);
+      break;
     }
     if (S_ISLNK(st.st_mode)) {
       ssize_t l = readlinkat(dfd, ents[i].name, link, sizeof link - 1);
       if (l < 0) {
         if (errno == ENOENT) continue;
-        throw_path_errno(env, errno, "readlink", full);
-        goto out;
+        fail(r, errno, "readlink", full);
+        break;
       }
-      if (!push_bytes(&targets, link, (size_t)l)) { napi_throw_error(env, "ENOMEM", "out of memory"); goto out; }
+      if (!push_bytes(&r->targets, link, (size_t)l)) { fail(r, ENOMEM, "readlink", full); break; }
     }
-    if (!push_bytes(&names, ents[i].name, ents[i].len)) { napi_throw_error(env, "ENOMEM", "out of memory"); goto out; }
-    name_ends[kept] = (uint32_t)names.len;
-    target_ends[kept] = (uint32_t)targets.len;
-    /* Extended attributes: the list, then each value (one that is gone or not readable is left out). */
-    for (int attempt = 0;; attempt++) {
-      ssize_t len = llistxattr(full, NULL, 0);
-      if (len < 0 && (errno == ENOTSUP || errno == ENOENT)) len = 0;
-      if (len < 0) {
-        throw_path_errno(env, errno, "llistxattr", full);
-        goto out;
-      }
-      if (len == 0) break;
-      if ((size_t)len > list_cap) {
-        char *l2 = realloc(list, (size_t)len);
-        if (!l2) { napi_throw_error(env, "ENOMEM", "out of memory"); goto out; }
-        list = l2;
-        list_cap = (size_t)len;
-      }
-      ssize_t got = llistxattr(full, list, (size_t)len);
-      if (got < 0) {
-        if (errno == ERANGE && attempt < 8) continue;
-        throw_path_errno(env, errno, "llistxattr", full);
-        goto out;
-      }
-      for (ssize_t at = 0; at < got;) {
-        const char *xn = list + at;
-        size_t xl = strnlen(xn, (size_t)(got - at));
-        at += (ssize_t)xl + 1;
-        if (xl == 0) continue;
-        ssize_t vsize;
-        bool failed;
-        char *value = xattr_value(env, full, xn, &vsize, &failed);
-        if (failed) goto out;
-        if (vsize < 0) continue;
-        uint32_t row = (uint32_t)kept, ne, ve;
-        bool ok = push_bytes(&xnames, xn, xl) && push_bytes(&xvalues, value ? value : "", (size_t)vsize);
-        free(value);
-        ne = (uint32_t)xnames.len;
-        ve = (uint32_t)xvalues.len;
-        if (!ok || !push_bytes(&xrows, &row, 4) || !push_bytes(&xname_ends, &ne, 4) || !push_bytes(&xvalue_ends, &ve, 4)) {
-          napi_throw_error(env, "ENOMEM", "out of memory");
-          goto out;
-        }
-      }
+    if (!push_bytes(&r->names, ents[i].name, ents[i].len)) { fail(r, ENOMEM, "lstat", full); break; }
+    uint32_t ne = (uint32_t)r->names.len, te = (uint32_t)r->targets.len;
+    if (!scan_xattrs(r, full, (uint32_t)r->count, &list, &list_cap)) break;
+    double f[FIELDS] = {
+      st.st_mode, st.st_uid, st.st_gid, (double)st.st_size, (double)st.st_mtim.tv_sec,
+      (double)st.st_nlink, (double)st.st_ino, (double)st.st_dev, (double)st.st_rdev, (double)st.st_blocks,
+    };
+    if (!push_bytes(&r->name_ends, &ne, 4) || !push_bytes(&r->target_ends, &te, 4) || !push_bytes(&r->stats, f, sizeof f)) {
+      fail(r, ENOMEM, "lstat", full);
       break;
     }
-    double *f = stats + kept * FIELDS;
-    f[0] = st.st_mode;
-    f[1] = st.st_uid;
-    f[2] = st.st_gid;
-    f[3] = (double)st.st_size;
-    f[4] = (double)st.st_mtim.tv_sec;
-    f[5] = (double)st.st_nlink;
-    f[6] = (double)st.st_ino;
-    f[7] = (double)st.st_dev;
-    f[8] = (double)st.st_rdev;
-    kept++;
+    r->count++;
   }
-  napi_value o, v;
-  napi_create_object(env, &o);
-  if (!(v = typed(env, napi_uint8_array, names.data, names.len, names.len))) goto out;
-  napi_set_named_property(env, o, "names", v);
-  if (!(v = typed(env, napi_uint32_array, name_ends, kept * 4, kept))) goto out;
-  napi_set_named_property(env, o, "nameEnds", v);
-  if (!(v = typed(env, napi_float64_array, stats, kept * FIELDS * 8, kept * FIELDS))) goto out;
-  napi_set_named_property(env, o, "stats", v);
-  if (!(v = typed(env, napi_uint8_array, targets.data, targets.len, targets.len))) goto out;
-  napi_set_named_property(env, o, "targets", v);
-  if (!(v = typed(env, napi_uint32_array, target_ends, kept * 4, kept))) goto out;
-  napi_set_named_property(env, o, "targetEnds", v);
-  size_t xcount = xrows.len / 4;
-  if (!(v = typed(env, napi_uint32_array, xrows.data, xrows.len, xcount))) goto out;
-  napi_set_named_property(env, o, "xattrRows", v);
-  if (!(v = typed(env, napi_uint8_array, xnames.data, xnames.len, xnames.len))) goto out;
-  napi_set_named_property(env, o, "xattrNames", v);
-  if (!(v = typed(env, napi_uint32_array, xname_ends.data, xname_ends.len, xcount))) goto out;
-  napi_set_named_property(env, o, "xattrNameEnds", v);
-  if (!(v = typed(env, napi_uint8_array, xvalues.data, xvalues.len, xvalues.len))) goto out;
-  napi_set_named_property(env, o, "xattrValues", v);
-  if (!(v = typed(env, napi_uint32_array, xvalue_ends.data, xvalue_ends.len, xcount))) goto out;
-  napi_set_named_property(env, o, "xattrValueEnds", v);
-  result = o;
-out:
   free(list);
-  free(xnames.data);
-  free(xvalues.data);
-  free(xrows.data);
-  free(xname_ends.data);
-  free(xvalue_ends.data);
   for (size_t i = 0; i < n; i++) free(ents[i].name);
   free(ents);
-  free(names.data);
-  free(targets.data);
-  free(name_ends);
-  free(target_ends);
-  free(stats);
   closedir(d);
+}
+
+static void scan_free(scan_t *r) {
+  bytes_t *all[] = {&r->names, &r->name_ends, &r->stats, &r->targets, &r->target_ends,
+                    &r->xnames, &r->xvalues, &r->xrows, &r->xname_ends, &r->xvalue_ends};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->data);
+  free(r->err_path);
+  free(r);
+}
+
+static napi_value path_error(napi_env env, scan_t *r) {
+  const char *code = strerrorname_np(r->err) ? strerrorname_np(r->err) : "EIO";
+  char msg[8500];
+  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code, strerror(r->err), r->what, r->err_path ? r->err_path : r->path);
+  napi_value c, m, e;
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, c, m, &e);
+  return e;
+}
+
+static napi_value typed(napi_env env, napi_typedarray_type type, const bytes_t *b, size_t unit) {
+  void *dst = NULL;
+  napi_value ab, arr;
+  if (napi_create_arraybuffer(env, b->len, &dst, &ab) != napi_ok) return NULL;
+  if (b->len) memcpy(dst, b->data, b->len);
+  if (napi_create_typedarray(env, type, b->len / unit, ab, 0, &arr) != napi_ok) return NULL;
+  return arr;
+}
+
+/* The listing as a JavaScript object; NULL when an array cannot be made (an exception is then pending). */
+static napi_value result_object(napi_env env, scan_t *r) {
+  struct { const char *key; napi_typedarray_type type; const bytes_t *b; size_t unit; } cols[] = {
+    {"names", napi_uint8_array, &r->names, 1},
+    {"nameEnds", napi_uint32_array, &r->name_ends, 4},
+    {"stats", napi_float64_array, &r->stats, 8},
+    {"targets", napi_uint8_array, &r->targets, 1},
+    {"targetEnds", napi_uint32_array, &r->target_ends, 4},
+    {"xattrRows", napi_uint32_array, &r->xrows, 4},
+    {"xattrNames", napi_uint8_array, &r->xnames, 1},
+    {"xattrNameEnds", napi_uint32_array, &r->xname_ends, 4},
+    {"xattrValues", napi_uint8_array, &r->xvalues, 1},
+    {"xattrValueEnds", napi_uint32_array, &r->xvalue_ends, 4},
+  };
+  napi_value o, v;
+  if (napi_create_object(env, &o) != napi_ok) return NULL;
+  for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+    if (!(v = typed(env, cols[i].type, cols[i].b, cols[i].unit))) return NULL;
+    napi_set_named_property(env, o, cols[i].key, v);
+  }
+  return o;
+}
+
+/* The path argument into a new scan_t; NULL with an exception pending when it is not one. */
+static scan_t *scan_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_buf = false;
+  if (argc >= 1) napi_is_buffer(env, argv[0], &is_buf);
+  scan_t *r = calloc(1, sizeof *r);
+  if (!r) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  size_t plen = 0;
+  if (is_buf) {
+    void *p;
+    napi_get_buffer_info(env, argv[0], &p, &plen);
+    if (plen >= sizeof r->path) {
+      free(r);
+      napi_throw_error(env, "ENAMETOOLONG", "path too long");
+      return NULL;
+    }
+    memcpy(r->path, p, plen);
+    r->path[plen] = 0;
+  } else if (argc < 1 || napi_get_value_string_utf8(env, argv[0], r->path, sizeof r->path, &plen) != napi_ok) {
+    free(r);
+    napi_throw_type_error(env, NULL, "scan(dir) needs a path (string or Buffer)");
+    return NULL;
+  }
+  return r;
+}
+
+napi_value fs_scan(napi_env env, napi_callback_info info) {
+  scan_t *r = scan_arg(env, info);
+  if (!r) return NULL;
+  scan_dir(r);
+  napi_value result = NULL;
+  if (r->err) napi_throw(env, path_error(env, r));
+  else result = result_object(env, r);
+  scan_free(r);
   return result;
 }
 
+static void scan_execute(napi_env env, void *data) {
+  (void)env;
+  scan_dir(data);
+}
+
+static void scan_complete(napi_env env, napi_status status, void *data) {
+  scan_t *r = data;
+  if (status != napi_ok && !r->err) fail(r, ECANCELED, "scandir", r->path);
+  if (r->err) napi_reject_deferred(env, r->deferred, path_error(env, r));
+  else {
+    napi_value o = result_object(env, r);
+    if (o) napi_resolve_deferred(env, r->deferred, o);
+    else {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_reject_deferred(env, r->deferred, e);
+    }
+  }
+  napi_delete_async_work(env, r->work);
+  scan_free(r);
+}
+
+napi_value fs_scan_async(napi_env env, napi_callback_info info) {
+  scan_t *r = scan_arg(env, info);
+  if (!r) return NULL;
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "mkportable.scan", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, scan_execute, scan_complete, r, &r->work);
+  napi_queue_async_work(env, r->work);
+  return promise;
+}

@@ -54,6 +54,11 @@ export interface PackedTree {
    * build the paths themselves instead of asking content() for each.
    */
   readonly hostRoot?: Uint8Array;
+  /**
+   * Set when the tree knows which files may have holes (fewer blocks allocated than their size): the writer looks
+   * for holes only in these. Unset: any big file may.
+   */
+  readonly holeCandidates?: ReadonlySet<number>;
   /** Where a row came from, for messages ("host:/usr/bin/env"); falls back to its image path. */
   origin(row: number): string;
 }
@@ -112,6 +117,8 @@ export class PackedTreeBuilder {
   readonly symlinks = new Map<number, Uint8Array>();
   readonly devices = new Map<number, { major: number; minor: number }>();
   readonly xattrs = new Map<number, Record<string, Uint8Array>>();
+  /** Rows that may have holes; passed on by finish() only when `knowsHoles`. */
+  readonly holeCandidates = new Set<number>();
 
   constructor(capacity = 1024) {
     this.#cap = Math.max(16, capacity);
@@ -186,7 +193,7 @@ export class PackedTreeBuilder {
   }
 
   /** The finished tree: views of the columns (not copies: copying would double the peak for big trees). */
-  finish(content: (row: number) => PackedContent, origin: (row: number) => string, hostRoot?: Uint8Array): PackedTree {
+  finish(content: (row: number) => PackedContent, origin: (row: number) => string, hostRoot?: Uint8Array, knowsHoles = false): PackedTree {
     const n = this.count;
     return {
       count: n,
@@ -209,6 +216,7 @@ export class PackedTreeBuilder {
       content,
       origin,
       ...(hostRoot ? { hostRoot } : {}),
+      ...(knowsHoles ? { holeCandidates: this.holeCandidates } : {}),
     };
   }
 }

@@ -1,8 +1,8 @@
 /**
  * A whole host folder as a PackedTree, the shape of `mksquashfs DIR IMG`: what planFromSource(directorySource(DIR))
  * gives, without an object per file. Each directory is listed, stat'ed and sorted in one native call (native/scan.c):
- * a stat per name through fs promises costs several times the system call, and nothing else runs while a tree is
- * being planned.
+ * a stat per name through fs promises costs several times the system call. The calls run on libuv's thread pool,
+ * several directories ahead of the one being taken in, so that a big tree is listed on every core.
  */
 import { constants as fsc, lstatSync } from 'node:fs';
 import path from 'node:path';
@@ -35,7 +35,7 @@ const SLASH = Buffer.from('/');
 interface Scanned {
   names: Uint8Array;
   nameEnds: Uint32Array;
-  /** mode, uid, gid, size, mtime, nlink, ino, dev, rdev per name. */
+  /** mode, uid, gid, size, mtime, nlink, ino, dev, rdev, blocks (512-byte units allocated) per name. */
   stats: Float64Array;
   targets: Uint8Array;
   targetEnds: Uint32Array;
@@ -46,18 +46,21 @@ interface Scanned {
   xattrValues: Uint8Array;
   xattrValueEnds: Uint32Array;
 }
-const FIELDS = 9;
-const native = nativeAddon<{ scan(dir: Buffer): Scanned }>(nativeAddonPath(), "packing a folder needs mkportable's native addon, which",
+const FIELDS = 10;
+const native = nativeAddon<{ scanAsync(dir: Buffer): Promise<Scanned> }>(nativeAddonPath(), "packing a folder needs mkportable's native addon, which",
   'install liblzma-dev and zlib1g-dev (apt-get install liblzma-dev zlib1g-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
-function scan(dir: Buffer): Scanned {
-  try {
-    return native().scan(dir);
-  } catch (e) {
+/** Directories being listed ahead of the walk: enough to keep a few cores busy, few enough to hold little. */
+const AHEAD = 6;
+
+function scan(dir: Buffer): Promise<Scanned> {
+  const listing = native().scanAsync(dir).catch((e: unknown) => {
     if (e instanceof MkportableError) throw e;
     const where = fromBytes(dir);
     throw new MkportableError('SOURCE_READ', `${where}: cannot read: ${systemReason(e)}`, where);
-  }
+  });
+  listing.catch(() => {}); // awaited in turn; one listed ahead of a failure is never left unhandled
+  return listing;
 }
 
 /** Namespaces squashfs can store (as sources/xattrs.ts keeps them); others (system.posix_acl_*, …) are left out. */
@@ -70,7 +73,7 @@ function storable(all: Record<string, Uint8Array> | undefined): Record<string, U
   return kept.length ? Object.fromEntries(kept) : undefined;
 }
 
-export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTree {
+export async function walkHostDirectory(dir: string, opts: WalkOptions = {}): Promise<PackedTree> {
   const root = path.resolve(dir);
   const rootBytes = Buffer.from(root === '/' ? '' : root);
   const origin = `dir:${root}`;
@@ -92,10 +95,17 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
 
   // Breadth first, so that a directory's children land in consecutive rows.
   const queue: { row: number; path: Buffer }[] = [{ row: 0, path: rootBytes }];
+  const listings: (Promise<Scanned> | undefined)[] = [];
+  let listed = 0;
   for (let q = 0; q < queue.length; q++) {
+    for (; listed < queue.length && listed <= q + AHEAD; listed++) {
+      const p = queue[listed].path;
+      listings[listed] = scan(p.length ? p : SLASH);
+    }
     const { row, path: dirPath } = queue[q];
     queue[q] = undefined as never; // let the frontier's paths go as the walk moves on
-    const s = scan(dirPath.length ? dirPath : SLASH);
+    const s = await listings[q]!;
+    listings[q] = undefined;
     const count = s.nameEnds.length;
     const first = b.count;
     b.firstChild[row] = first;
@@ -121,6 +131,8 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
       }
       const r = b.addFrom(kind, s.names, nameStart, nameEnd, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
       rows[i] = r;
+      // A file whose allocated blocks cover its size has no holes worth looking for (the writer skips the probe).
+      if (kind === Kind.file && s.stats[f + 9] * 512 < s.stats[f + 3]) b.holeCandidates.add(r);
       if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, s.names.subarray(nameStart, nameEnd)]) });
       else if (kind === Kind.symlink) b.symlinks.set(r, s.targets.slice(i === 0 ? 0 : s.targetEnds[i - 1], s.targetEnds[i]));
       else if (kind === Kind.char || kind === Kind.block) {
@@ -142,6 +154,6 @@ export function walkHostDirectory(dir: string, opts: WalkOptions = {}): PackedTr
 
   let tree: PackedTree;
   const content = (row: number) => ({ kind: 'host' as const, path: Buffer.concat([rootBytes, pathBytesOf(tree, row)]) });
-  tree = b.finish(content, (row) => `${origin}:${pathOf(tree, row)}`, rootBytes);
+  tree = b.finish(content, (row) => `${origin}:${pathOf(tree, row)}`, rootBytes, true);
   return tree;
 }

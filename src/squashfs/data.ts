@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { MkportableError, systemReason } from '../errors.js';
+import { copyBytes } from '../native/copy.js';
 import { dataRanges, SPARSE_MIN } from '../native/fs.js';
 import { pathBytesOf, type PackedContent, type PackedTree } from '../plan/packed.js';
 import { DATA_UNCOMPRESSED, INVALID_FRAGMENT } from './format.js';
@@ -518,7 +519,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       }
       // Where a big file holds data, when the source can tell: blocks wholly in a hole are not read at all.
       let ranges: [number, number][] | undefined;
-      if (size >= SPARSE_MIN && blocks > 0) ranges = await holesOf(t, row, content, host, hostLength, size);
+      if (size >= SPARSE_MIN && blocks > 0 && (!t.holeCandidates || t.holeCandidates.has(row))) ranges = await holesOf(t, row, content, host, hostLength, size);
       let range = 0;
       const inHole = (offset: number, length: number) => {
         if (!ranges) return false;
@@ -587,7 +588,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     submitFragment(out);
   };
   const placeTail = (row: number, src: Buffer, start: number, end: number) => {
-    src.copy(fragBuf!, fragFill, start, end);
+    copyBytes(fragBuf!, fragFill, src, start, end);
     layouts.fragment[row] = fragments.length;
     layouts.fragmentOffset[row] = fragFill;
     fragFill += end - start;

@@ -10,6 +10,7 @@
  * length.
  */
 import { closeSync, ftruncateSync, openSync, write, writeSync } from 'node:fs';
+import { copyBytes } from '../native/copy.js';
 
 const BUFFER_SIZE = 4 << 20;
 
@@ -49,7 +50,7 @@ export class ImageFile {
 
   append(data: Uint8Array): Promise<void> | void {
     if (this.#fill + data.length <= BUFFER_SIZE) {
-      this.#buf.set(data, this.#fill);
+      copyBytes(this.#buf, this.#fill, data, 0, data.length);
       this.#fill += data.length;
       return;
     }

@@ -461,9 +461,9 @@ test('a folder walked in columns (pack) makes the same image as its ImageTree, w
   const cache = mkdtempSync(path.join(work, 'walk-cache-'));
   // The host source reads xattrs, as the walk does: the fixture's are on disk (set with setfattr).
   await writeSquashfs(await planFromSource(directorySource(fixture), '/', { owners: 'keep', mtime: 'keep' }), viaTree, { compressor: spec, mtime: 7 });
-  await writeSquashfs(walkHostDirectory(fixture), viaWalk, { compressor: spec, mtime: 7, workers: 3 });
-  await writeSquashfs(walkHostDirectory(fixture), viaCache, { compressor: spec, mtime: 7, cache: { dir: cache } });
-  const warm = await writeSquashfs(walkHostDirectory(fixture), viaCache, { compressor: spec, mtime: 7, cache: { dir: cache }, workers: 1 });
+  await writeSquashfs(await walkHostDirectory(fixture), viaWalk, { compressor: spec, mtime: 7, workers: 3 });
+  await writeSquashfs(await walkHostDirectory(fixture), viaCache, { compressor: spec, mtime: 7, cache: { dir: cache } });
+  const warm = await writeSquashfs(await walkHostDirectory(fixture), viaCache, { compressor: spec, mtime: 7, cache: { dir: cache }, workers: 1 });
   assert.ok(warm.cache && warm.cache.hits > 0 && warm.cache.misses === 0, JSON.stringify(warm.cache));
   assert.equal(sha256(viaWalk), sha256(viaTree));
   assert.equal(sha256(viaCache), sha256(viaTree));

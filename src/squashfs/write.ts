@@ -203,7 +203,7 @@ for (const [name, code] of Object.entries(Kind)) if (name !== 'hardlink') KIND_T
  * starting, so that they boot while the tree is planned (pack walks its folder meanwhile).
  */
 export async function writeSquashfs(
-  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree),
+  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree | Promise<ImageTree | PackedTree>),
   outFile: string,
   opts: WriteSquashfsOptions,
 ): Promise<WriteSquashfsResult> {
@@ -220,7 +220,7 @@ export async function writeSquashfs(
   if (later && pool instanceof CompressionPool) pool.start(); // the workers boot while the tree is made
   let plan: Plan;
   try {
-    plan = planImage(later ? tree() : tree);
+    plan = planImage(later ? await tree() : tree);
   } catch (e) {
     if (pool instanceof CompressionPool) await pool.close();
     throw e;

@@ -30,7 +30,7 @@ export interface WriteImageOptions {
  * native writer reports what it did (null for mksquashfs).
  */
 export async function writeImage(
-  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree),
+  tree: ImageTree | PackedTree | (() => ImageTree | PackedTree | Promise<ImageTree | PackedTree>),
   outFile: string,
   o: WriteImageOptions,
 ): Promise<WriteSquashfsResult | null> {
