@@ -89,6 +89,10 @@ export function arenaLayout(workers: number, blockSize: number): { slotSize: num
   const taskSlots = Math.max(3 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
   return { slotSize, taskSlots, slots: taskSlots + 4 * workers + 4 };
 }
+/** Fragment blocks compressed as one task: as many as a task's bytes (TASK_BYTES) hold, at most 8. */
+export function fragmentBatch(blockSize: number): number {
+  return Math.max(1, Math.min(8, Math.floor(TASK_BYTES / blockSize)));
+}
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
 const RUN_BLOCKS = 4;
 const PROGRESS_MS = 100;
@@ -397,7 +401,8 @@ type WriteItem =
   | { kind: 'start'; row: number }
   | { kind: 'block'; data: Uint8Array; held: Held }
   | { kind: 'end'; row: number; dupOf: number }
-  | { kind: 'fragment'; index: number; out: number; input: number; result: Promise<TaskResult> };
+  /** A batch of fragment blocks: fragments[first .. first + count), compressed back to back in slot `out`. */
+  | { kind: 'fragment'; first: number; count: number; out: number; result: Promise<TaskResult> };
 
 function sourceError(t: PackedTree, row: number, reason: string): MkportableError {
   const subject = Buffer.from(pathBytesOf(t, row)).toString('utf8');
@@ -551,65 +556,83 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     await flush();
   };
 
-  // Fragment blocks fill an arena slot of their own. Slots are nearly always free: the sequencer only waits (and
-  // these return a promise) when every fragment slot is compressing or waiting to be written.
-  let fragSlot = -1;
-  let fragBuf: Buffer | null = null;
+  // Fragment blocks are filled back to back in an arena slot of their own, up to FRAGMENT_BATCH of them, and
+  // compressed as one task: one message per batch, not per block (a tree of small files makes thousands). Slots are
+  // nearly always free: the sequencer only waits (and these return a promise) when every fragment slot is
+  // compressing or waiting to be written.
+  const batchMax = fragmentBatch(bs);
+  let batchSlot = -1;
+  let batchView: Uint8Array | null = null;
+  /** Bytes of the batch's closed blocks, and their fills. */
+  let batchUsed = 0;
+  const batchFills: number[] = [];
+  /** Bytes in the open block (it starts at batchUsed). */
   let fragFill = 0;
-  const openFragment = (slot: number) => {
-    fragSlot = slot;
-    const v = view(slot);
-    fragBuf = Buffer.from(v.buffer, v.byteOffset, bs);
+  const openBatch = (slot: number) => {
+    batchSlot = slot;
+    batchView = view(slot);
+    batchUsed = 0;
+    batchFills.length = 0;
     fragFill = 0;
   };
-  const submitFragment = (out: number) => {
-    const input = fragSlot;
-    const task: TaskRequest = {
-      id: 0,
-      pieces: Float64Array.of(0, 0, fragFill, Piece.COMPRESS | Piece.INLINE | (opts.hashBlocks ? Piece.HASH : 0)),
-      paths: NO_PATH,
-      pathEnds: Uint32Array.of(0),
-      out,
-      input,
-    };
+  const submitBatch = (out: number) => {
+    const input = batchSlot;
+    const count = batchFills.length;
+    const pieces = new Float64Array(count * PIECE_FIELDS);
+    const flags = Piece.COMPRESS | Piece.INLINE | (opts.hashBlocks ? Piece.HASH : 0);
+    for (let k = 0; k < count; k++) {
+      pieces[k * PIECE_FIELDS + 2] = batchFills[k];
+      pieces[k * PIECE_FIELDS + 3] = flags;
+    }
+    const task: TaskRequest = { id: 0, pieces, paths: NO_PATH, pathEnds: new Uint32Array(count), out, input };
     const result = opts.pool.run(task, true);
     // The bytes' slot is free once compressed; the result's once written.
     result.then(() => fragmentSlots.release(input), () => {});
-    writes.push({ kind: 'fragment', index: fragments.length, out, input, result });
-    fragments.push({ start: 0, size: 0 });
-    fragSlot = -1;
-    fragBuf = null;
-    fragFill = 0;
+    writes.push({ kind: 'fragment', first: fragments.length - count, count, out, result });
+    batchSlot = -1;
+    batchView = null;
+    batchUsed = 0;
+    batchFills.length = 0;
   };
-  const flushFragment = (): Promise<void> | void => {
+  /** The open block is done (full, or cut before a file); a full batch goes to the pool. */
+  const closeBlock = (): Promise<void> | void => {
     if (fragFill === 0) return;
+    batchFills.push(fragFill);
+    batchUsed += fragFill;
+    fragFill = 0;
+    fragments.push({ start: 0, size: 0 });
+    if (batchFills.length < batchMax) return;
+    return flushBatch();
+  };
+  const flushBatch = (): Promise<void> | void => {
+    if (batchFills.length === 0) return;
     const out = fragmentSlots.acquire();
-    if (typeof out !== 'number') return out.then(submitFragment);
-    submitFragment(out);
+    if (typeof out !== 'number') return out.then(submitBatch);
+    submitBatch(out);
   };
   const placeTail = (row: number, src: Buffer, start: number, end: number) => {
-    copyBytes(fragBuf!, fragFill, src, start, end);
+    copyBytes(batchView!, batchUsed + fragFill, src, start, end);
     layouts.fragment[row] = fragments.length;
     layouts.fragmentOffset[row] = fragFill;
     fragFill += end - start;
   };
   const openAndPlace = (row: number, src: Buffer, start: number, end: number): Promise<void> | void => {
-    if (!fragBuf) {
+    if (!batchView) {
       const slot = fragmentSlots.acquire();
       if (typeof slot !== 'number') {
         return slot.then((s) => {
-          openFragment(s);
+          openBatch(s);
           placeTail(row, src, start, end);
         });
       }
-      openFragment(slot);
+      openBatch(slot);
     }
     placeTail(row, src, start, end);
   };
   const addTail = (row: number, src: Buffer, start: number, end: number): Promise<void> | void => {
     const length = end - start;
     if (fragFill > 0 && (fragFill + length > bs || (pathHash(t, row) & cutMask) === 0)) {
-      const p = flushFragment();
+      const p = closeBlock();
       if (p) return p.then(() => openAndPlace(row, src, start, end));
     }
     return openAndPlace(row, src, start, end);
@@ -710,9 +733,10 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
       if (!made) break;
       for (const m of made) await sequence(m, await m.result);
     }
-    await flushFragment();
-    if (fragSlot >= 0) fragmentSlots.release(fragSlot);
-    fragSlot = -1;
+    await closeBlock();
+    await flushBatch();
+    if (batchSlot >= 0) fragmentSlots.release(batchSlot);
+    batchSlot = -1;
   };
 
   const writer = async () => {
@@ -736,10 +760,14 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
             if (r.error !== undefined) throw new MkportableError('OUTPUT_FAILED', `compression failed: ${r.error}`);
             sumCounters(cache, r.cache);
             const meta = slotMeta(arena, item.out);
-            const stored = meta[0];
-            fragments[item.index] = { start: out.position, size: meta[1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
-            const wait = out.append(view(item.out).subarray(0, stored));
-            if (wait) await wait;
+            const bytes = view(item.out);
+            for (let k = 0, at = 0; k < item.count; k++) {
+              const stored = meta[k * 2];
+              fragments[item.first + k] = { start: out.position, size: meta[k * 2 + 1] & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored };
+              const wait = out.append(bytes.subarray(at, at + stored));
+              if (wait) await wait;
+              at += stored;
+            }
             fragmentSlots.release(item.out);
             break;
           }
