@@ -80,14 +80,14 @@ const WINDOW_BYTES = 12 << 20;
 const TASK_BYTES = 1 << 20;
 /**
  * The arena for a pool: slots big enough for any task's result (a task stops growing past TASK_BYTES, by at most
- * one block) and for a fragment block; enough task slots to keep every worker busy with more queued, and four per
- * worker and four more for fragment blocks (one being filled; each in flight holds its bytes until compressed and
- * its result until written).
+ * one block) and for a batch of fragment blocks; enough task slots to keep every worker busy with more queued, and
+ * two per worker and four more for fragment batches (one being filled; each in flight holds its bytes until
+ * compressed and its result until written).
  */
 export function arenaLayout(workers: number, blockSize: number): { slotSize: number; taskSlots: number; slots: number } {
   const slotSize = Math.max(TASK_BYTES, blockSize) + blockSize + resultSlack(blockSize);
   const taskSlots = Math.max(3 * workers + 2, Math.floor(WINDOW_BYTES / slotSize));
-  return { slotSize, taskSlots, slots: taskSlots + 4 * workers + 4 };
+  return { slotSize, taskSlots, slots: taskSlots + 2 * workers + 4 };
 }
 /** Fragment blocks compressed as one task: as many as a task's bytes (TASK_BYTES) hold, at most 8. */
 export function fragmentBatch(blockSize: number): number {

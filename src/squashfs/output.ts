@@ -12,7 +12,7 @@
 import { closeSync, ftruncateSync, openSync, write, writeSync } from 'node:fs';
 import { copyBytes } from '../native/copy.js';
 
-const BUFFER_SIZE = 4 << 20;
+const BUFFER_SIZE = 1 << 20;
 
 function writeAllAsync(fd: number, data: Uint8Array, length: number, pos: number): Promise<void> {
   return new Promise((resolve, reject) => {
