@@ -4,6 +4,7 @@
  *   encode, decode, version        xz blocks through the system liblzma (xz.c)
  *   listXattrs, setXattr           extended attributes by byte-exact path, symlinks not followed (fs.c)
  *   nextData, nextHole             lseek SEEK_DATA / SEEK_HOLE, to skip the holes of sparse files (fs.c)
+ *   readFile                       a small file opened, read and closed in one call, for the writer's workers (fs.c)
  *   deflate, zlibVersion           gzip blocks through the system zlib, as mksquashfs makes them (zlib.c)
  *   scan, scanAsync                a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
@@ -78,6 +79,7 @@ NAPI_MODULE_INIT() {
     {"setXattr", NULL, fs_set_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nextData", NULL, fs_next_data, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nextHole", NULL, fs_next_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"readFile", NULL, fs_read_file, NULL, NULL, NULL, napi_enumerable, NULL},
     {"deflate", NULL, zlib_deflate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"zlibVersion", NULL, zlib_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
     {"scan", NULL, fs_scan, NULL, NULL, NULL, napi_enumerable, NULL},

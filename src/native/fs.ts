@@ -11,7 +11,14 @@ interface NativeFs {
   setXattr(path: Uint8Array, name: Uint8Array, value: Uint8Array): void;
   nextData(fd: number, offset: number): number;
   nextHole(fd: number, offset: number): number;
+  readFile: ReadFile;
 }
+
+/**
+ * Reads the file named paths[start, end) from its start into dst[at..], up to length + 1 bytes; returns the bytes
+ * read, or -errno (fs.c).
+ */
+export type ReadFile = (paths: Uint8Array, start: number, end: number, dst: Uint8Array, at: number, length: number) => number;
 
 const native = nativeAddon<NativeFs>(nativeAddonPath(), "reading extended attributes needs mkportable's native addon, which",
   'install liblzma-dev (apt-get install liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
@@ -52,4 +59,13 @@ export function dataRanges(fd: number, size: number): [number, number][] {
     return [[0, size]];
   }
   return ranges;
+}
+
+/** The addon's one-call read of a small file, or null when the addon does not load (callers use Node's fs then). */
+export function nativeReadFile(): ReadFile | null {
+  try {
+    return native().readFile ?? null;
+  } catch {
+    return null;
+  }
 }

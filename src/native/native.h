@@ -29,6 +29,7 @@ napi_value fs_list_xattrs(napi_env env, napi_callback_info info);
 napi_value fs_set_xattr(napi_env env, napi_callback_info info);
 napi_value fs_next_data(napi_env env, napi_callback_info info);
 napi_value fs_next_hole(napi_env env, napi_callback_info info);
+napi_value fs_read_file(napi_env env, napi_callback_info info);
 
 /* zlib.c */
 napi_value zlib_deflate(napi_env env, napi_callback_info info);

@@ -6,6 +6,8 @@
  */
 import { hash as digest } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import { nativeReadFile } from '../native/fs.js';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { BlockCache, emptyCounters } from './block-cache.js';
@@ -46,6 +48,13 @@ function readError(piece: number, e: unknown): ReadError {
   return new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e), ...(typeof code === 'string' ? { code } : {}) });
 }
 
+/** The error of a failed native read (-errno), shaped like Node's ("ENOENT: no such file or directory, open '…'"). */
+function errnoFailure(piece: number, errno: number, path: Uint8Array): ReadError {
+  const code = getSystemErrorName(errno);
+  const text = getSystemErrorMap().get(errno)?.[1] ?? 'system error';
+  return new ReadError({ piece, kind: 'error', message: `${code}: ${text}, open '${Buffer.from(path).toString()}'`, code });
+}
+
 /** A file's last block lies in a hole, so it is not read: its last byte must be there and nothing after it. */
 function checkEnd(fd: number, piece: number, scratch: Uint8Array, size: number): void {
   let n: number;
@@ -61,6 +70,7 @@ function checkEnd(fd: number, piece: number, scratch: Uint8Array, size: number):
 /** A task runner with its own compressor, cache handle and buffers. */
 export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskResult {
   const compressor = createCompressor(setup.spec);
+  const readFile = nativeReadFile();
   const cache = setup.cacheFolder ? new BlockCache(setup.cacheFolder) : null;
   const blockSize = setup.spec.blockSize;
   const zeros = Buffer.alloc(blockSize);
@@ -86,8 +96,9 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
     let fd = -1;
     let fdSlot = -1;
     const before = cache ? { ...cache.counters } : null;
+    const pathStart = (slot: number) => (slot === 0 ? 0 : task.pathEnds[slot - 1]);
     const path = (slot: number) => {
-      const start = slot === 0 ? 0 : task.pathEnds[slot - 1];
+      const start = pathStart(slot);
       return Buffer.from(task.paths.buffer, task.paths.byteOffset + start, task.pathEnds[slot] - start);
     };
     try {
@@ -103,6 +114,14 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         if (flags & Piece.INLINE) {
           bytes = inline!.subarray(inlineAt, inlineAt + length);
           inlineAt += length;
+        } else if (readFile && slot !== fdSlot && offset === 0 && end && !(flags & Piece.HOLE)) {
+          // A whole file in one piece (most small files): opened, read and closed in one native call.
+          if (compress && input.length < length + 1) input = Buffer.alloc(length + 1);
+          const n = readFile(task.paths, pathStart(slot), task.pathEnds[slot], compress ? input : data, compress ? 0 : at, length);
+          if (n < 0) throw errnoFailure(i, n, path(slot));
+          if (n < length) throw new ReadError({ piece: i, kind: 'shrank', got: n });
+          if (n > length) throw new ReadError({ piece: i, kind: 'grew' });
+          bytes = compress ? input.subarray(0, length) : data.subarray(at, at + length);
         } else {
           if (slot !== fdSlot) {
             if (fd >= 0) closeSync(fd);
