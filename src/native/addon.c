@@ -56,6 +56,14 @@ bool get_i64(napi_env env, napi_value v, const char *name, int64_t *out) {
   return true;
 }
 
+bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= n) return true;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
 napi_value make_number(napi_env env, double d) {
   napi_value r;
   napi_create_double(env, d, &r);

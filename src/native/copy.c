@@ -10,17 +10,12 @@
 #include <string.h>
 
 napi_value mem_copy(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *dst, *src;
   size_t dst_len, src_len;
   int64_t at, start, end;
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "copy needs (dst, at, src, start, end)");
-    return NULL;
-  }
-  if (!get_bytes(env, argv[0], "dst", &dst, &dst_len) || !get_i64(env, argv[1], "at", &at) ||
+  if (!get_args(env, info, 5, argv, "copy needs (dst, at, src, start, end)") ||
+      !get_bytes(env, argv[0], "dst", &dst, &dst_len) || !get_i64(env, argv[1], "at", &at) ||
       !get_bytes(env, argv[2], "src", &src, &src_len) || !get_i64(env, argv[3], "start", &start) ||
       !get_i64(env, argv[4], "end", &end))
     return NULL;

@@ -206,17 +206,11 @@ napi_value fs_next_hole(napi_env env, napi_callback_info info) {
  *   as the end of the file (what a short read of a regular file means), which saves the read that would return 0.
  */
 napi_value fs_read_file(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *paths, *dst;
   size_t paths_len, dst_len;
   int64_t start, end, at, length;
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "readFile needs (paths, start, end, dst, at, length)");
-    return NULL;
-  }
-  if (!get_bytes(env, argv[0], "paths", &paths, &paths_len) || !get_i64(env, argv[1], "start", &start) ||
+  if (!get_args(env, info, 6, argv, "readFile needs (paths, start, end, dst, at, length)") || !get_bytes(env, argv[0], "paths", &paths, &paths_len) || !get_i64(env, argv[1], "start", &start) ||
       !get_i64(env, argv[2], "end", &end) || !get_bytes(env, argv[3], "dst", &dst, &dst_len) ||
       !get_i64(env, argv[4], "at", &at) || !get_i64(env, argv[5], "length", &length))
     return NULL;

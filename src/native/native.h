@@ -10,6 +10,8 @@
 
 /* Reads a Uint8Array (or Buffer) argument; throws and returns false otherwise. */
 bool get_bytes(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len);
+/* The call's first n arguments into argv; throws a TypeError saying `usage` when fewer are given. */
+bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *usage);
 bool get_u32(napi_env env, napi_value v, const char *name, uint32_t *out);
 bool get_i64(napi_env env, napi_value v, const char *name, int64_t *out);
 napi_value make_number(napi_env env, double d);
