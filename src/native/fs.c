@@ -210,7 +210,8 @@ napi_value fs_read_file(napi_env env, napi_callback_info info) {
   uint8_t *paths, *dst;
   size_t paths_len, dst_len;
   int64_t start, end, at, length;
-  if (!get_args(env, info, 6, argv, "readFile needs (paths, start, end, dst, at, length)") || !get_bytes(env, argv[0], "paths", &paths, &paths_len) || !get_i64(env, argv[1], "start", &start) ||
+  if (!get_args(env, info, 6, argv, "readFile needs (paths, start, end, dst, at, length)") ||
+      !get_bytes(env, argv[0], "paths", &paths, &paths_len) || !get_i64(env, argv[1], "start", &start) ||
       !get_i64(env, argv[2], "end", &end) || !get_bytes(env, argv[3], "dst", &dst, &dst_len) ||
       !get_i64(env, argv[4], "at", &at) || !get_i64(env, argv[5], "length", &length))
     return NULL;
