@@ -221,33 +221,33 @@ static napi_value path_error(napi_env env, scan_t *r) {
   return e;
 }
 
-static napi_value typed(napi_env env, napi_typedarray_type type, const bytes_t *b, size_t unit) {
-  void *dst = NULL;
-  napi_value ab, arr;
-  if (napi_create_arraybuffer(env, b->len, &dst, &ab) != napi_ok) return NULL;
-  if (b->len) memcpy(dst, b->data, b->len);
-  if (napi_create_typedarray(env, type, b->len / unit, ab, 0, &arr) != napi_ok) return NULL;
-  return arr;
-}
-
-/* The listing as a JavaScript object; NULL when an array cannot be made (an exception is then pending). */
+/* The listing as a JavaScript object; NULL when an array cannot be made (an exception is then pending). Every
+ * column is a view of one ArrayBuffer: one allocation per directory, not ten. */
 static napi_value result_object(napi_env env, scan_t *r) {
   struct { const char *key; napi_typedarray_type type; const bytes_t *b; size_t unit; } cols[] = {
-    {"names", napi_uint8_array, &r->names, 1},
-    {"nameEnds", napi_uint32_array, &r->name_ends, 4},
     {"stats", napi_float64_array, &r->stats, 8},
-    {"targets", napi_uint8_array, &r->targets, 1},
+    {"nameEnds", napi_uint32_array, &r->name_ends, 4},
     {"targetEnds", napi_uint32_array, &r->target_ends, 4},
     {"xattrRows", napi_uint32_array, &r->xrows, 4},
-    {"xattrNames", napi_uint8_array, &r->xnames, 1},
     {"xattrNameEnds", napi_uint32_array, &r->xname_ends, 4},
-    {"xattrValues", napi_uint8_array, &r->xvalues, 1},
     {"xattrValueEnds", napi_uint32_array, &r->xvalue_ends, 4},
+    {"names", napi_uint8_array, &r->names, 1},
+    {"targets", napi_uint8_array, &r->targets, 1},
+    {"xattrNames", napi_uint8_array, &r->xnames, 1},
+    {"xattrValues", napi_uint8_array, &r->xvalues, 1},
   };
-  napi_value o, v;
-  if (napi_create_object(env, &o) != napi_ok) return NULL;
-  for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
-    if (!(v = typed(env, cols[i].type, cols[i].b, cols[i].unit))) return NULL;
+  const size_t ncols = sizeof cols / sizeof cols[0];
+  size_t offsets[sizeof cols / sizeof cols[0]], total = 0;
+  for (size_t i = 0; i < ncols; i++) {
+    offsets[i] = total;
+    total += (cols[i].b->len + 7) & ~(size_t)7; /* keeps every view aligned for its element size */
+  }
+  void *data = NULL;
+  napi_value o, ab, v;
+  if (napi_create_object(env, &o) != napi_ok || napi_create_arraybuffer(env, total, &data, &ab) != napi_ok) return NULL;
+  for (size_t i = 0; i < ncols; i++) {
+    if (cols[i].b->len) memcpy((uint8_t *)data + offsets[i], cols[i].b->data, cols[i].b->len);
+    if (napi_create_typedarray(env, cols[i].type, cols[i].b->len / cols[i].unit, ab, offsets[i], &v) != napi_ok) return NULL;
     napi_set_named_property(env, o, cols[i].key, v);
   }
   return o;
