@@ -4,7 +4,10 @@
  * stream. Deflating has two engines, with a trade-off measured on a tree of /usr/share's shape (README, benchmarks):
  *
  *   node    Node's bundled zlib, Chromium's fork (the default): about 0.8x the CPU of the system zlib, images about
- *           1.3% larger (its SIMD string hashing finds slightly fewer matches at the same level).
+ *           1.3% larger (its SIMD string hashing finds slightly fewer matches at the same level). Called through the
+ *           addon (the zlib Node exports to addons, with one stream kept per thread) when it loads: the same bytes as
+ *           zlib.deflateSync, without a new stream and its allocations per block (which cost each worker tens of
+ *           MiB of memory freed late); zlib.deflateSync otherwise.
  *   system  our binding to the system libz (native/zlib.c), the library mksquashfs uses: the same deflate choices,
  *           so the same sizes as mksquashfs, at mksquashfs's speed. MKPORTABLE_GZIP=system selects it.
  */
@@ -28,8 +31,27 @@ import { nativeAddonPath } from '../package-root.js';
 
 interface ZlibBinding {
   /** Bytes written, or -1 when the stream does not fit in `out`. */
-  deflate(input: Uint8Array, out: Uint8Array, level: number, windowBits: number, memLevel: number, strategy: number): number;
-  zlibVersion(): string;
+  deflate(input: Uint8Array, out: Uint8Array, level: number, windowBits: number, memLevel: number, strategy: number, engine?: number): number;
+  zlibVersion(engine?: number): string;
+}
+
+/** The addon's engine numbers (native/zlib.c). */
+const SYSTEM_ZLIB = 0;
+const NODE_ZLIB = 1;
+
+/** The addon's deflate through Node's own zlib, or null when the addon or the export is missing. */
+let nodeZlib: ZlibBinding | null | undefined;
+function nodeZlibBinding(): ZlibBinding | null {
+  if (nodeZlib === undefined) {
+    try {
+      const b = gzipBinding();
+      b.zlibVersion(NODE_ZLIB);
+      nodeZlib = b;
+    } catch {
+      nodeZlib = null;
+    }
+  }
+  return nodeZlib;
 }
 
 /** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
@@ -145,7 +167,9 @@ export class GzipCompressor extends BaseCompressor {
 
   /** Deflate `data` into `out`: the length, or -1 when the stream does not fit. */
   #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
-    if (GZIP_ENGINE === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy);
+    if (GZIP_ENGINE === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
+    const native = nodeZlibBinding();
+    if (native) return native.deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, NODE_ZLIB);
     const z = zlib.deflateSync(data, { level: this.spec.level, windowBits: this.spec.windowBits, memLevel: 8, strategy });
     if (z.length > out.length) return -1;
     out.set(z);

@@ -5,10 +5,14 @@
  * choices at the same level. One stream per strategy is kept per thread (napi instance data), so a block costs no
  * allocation. Synchronous on purpose: mkportable calls it from its own worker threads.
  * Node exports its bundled zlib's symbols to addons, so linking -lz alone would quietly call Node's copy: the system
- * libz.so.1 is opened with RTLD_DEEPBIND and its functions looked up by name. Needs zlib.h (Debian: zlib1g-dev).
+ * libz.so.1 is opened with RTLD_DEEPBIND and its functions looked up by name. Node's own copy is the other engine
+ * (its symbols looked up in the process): the same streams as zlib.deflateSync, without a new stream, its
+ * allocations and a JavaScript round trip per block. Needs zlib.h (Debian: zlib1g-dev).
  *
- *   deflate(input, out, level, windowBits, memLevel, strategy) -> bytes written to out, or -1 when it does not fit
- *   zlibVersion()                                              -> the system zlib's version string
+ *   deflate(input, out, level, windowBits, memLevel, strategy, engine?) -> bytes written to out, or -1 when it
+ *                                                                          does not fit; engine 0 (default) is the
+ *                                                                          system zlib, 1 Node's bundled one
+ *   zlibVersion(engine?)                                                -> that zlib's version string
  */
 #include "native.h"
 #include <zlib.h>
@@ -21,41 +25,58 @@ typedef int (*stream_fn)(z_streamp);
 typedef int (*deflate_fn)(z_streamp, int);
 typedef const char *(*version_fn)(void);
 
-static struct {
+enum { SYSTEM_ZLIB, NODE_ZLIB, ENGINES };
+
+typedef struct {
   bool loaded;
   const char *error;
   deflate_init2_fn init2;
   stream_fn reset, end;
   deflate_fn deflate;
   version_fn version;
-} sys;
+} zlib_lib_t;
 
-/* Once per process; every worker thread shares the handle. A race only loads the same library twice. */
-static bool load_system_zlib(void) {
-  if (sys.loaded) return true;
-  void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-  if (!h) {
-    sys.error = "cannot open the system zlib (libz.so.1)";
-    return false;
+static zlib_lib_t libs[ENGINES];
+
+/* Once per process; every worker thread shares the handles. A race only looks the same functions up twice. */
+static zlib_lib_t *load_zlib(int engine) {
+  zlib_lib_t *z = &libs[engine];
+  if (z->loaded) return z;
+  void *h = engine == SYSTEM_ZLIB ? dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) : RTLD_DEFAULT;
+  if (engine == SYSTEM_ZLIB && !h) {
+    z->error = "cannot open the system zlib (libz.so.1)";
+    return NULL;
   }
-  sys.init2 = (deflate_init2_fn)dlsym(h, "deflateInit2_");
-  sys.reset = (stream_fn)dlsym(h, "deflateReset");
-  sys.end = (stream_fn)dlsym(h, "deflateEnd");
-  sys.deflate = (deflate_fn)dlsym(h, "deflate");
-  sys.version = (version_fn)dlsym(h, "zlibVersion");
-  if (!sys.init2 || !sys.reset || !sys.end || !sys.deflate || !sys.version) {
-    sys.error = "the system zlib lacks deflateInit2_/deflateReset/deflateEnd/deflate/zlibVersion";
-    return false;
+  z->init2 = (deflate_init2_fn)dlsym(h, "deflateInit2_");
+  z->reset = (stream_fn)dlsym(h, "deflateReset");
+  z->end = (stream_fn)dlsym(h, "deflateEnd");
+  z->deflate = (deflate_fn)dlsym(h, "deflate");
+  z->version = (version_fn)dlsym(h, "zlibVersion");
+  if (!z->init2 || !z->reset || !z->end || !z->deflate || !z->version) {
+    z->error = engine == SYSTEM_ZLIB ? "the system zlib lacks deflateInit2_/deflateReset/deflateEnd/deflate/zlibVersion"
+                                     : "this Node does not export its zlib to addons";
+    return NULL;
   }
-  sys.loaded = true;
-  return true;
+  z->loaded = true;
+  return z;
+}
+
+/* The engine argument at argv[i] (absent: the system zlib); -1 with an exception pending when it is not 0 or 1. */
+static int engine_arg(napi_env env, size_t argc, napi_value *argv, size_t i) {
+  uint32_t e = SYSTEM_ZLIB;
+  if (argc > i && !get_u32(env, argv[i], "engine", &e)) return -1;
+  if (e >= ENGINES) {
+    napi_throw_range_error(env, NULL, "engine must be 0 (system zlib) or 1 (Node's zlib)");
+    return -1;
+  }
+  return (int)e;
 }
 
 #define SLOTS 8
 
 typedef struct {
   bool init;
-  int level, window_bits, mem_level, strategy;
+  int engine, level, window_bits, mem_level, strategy;
   z_stream s;
 } slot_t;
 
@@ -69,7 +90,7 @@ static void finalize_state(napi_env env, void *data, void *hint) {
   (void)hint;
   state_t *st = data;
   for (int i = 0; i < SLOTS; i++)
-    if (st->slots[i].init) sys.end(&st->slots[i].s);
+    if (st->slots[i].init) libs[st->slots[i].engine].end(&st->slots[i].s);
   free(st);
 }
 
@@ -85,7 +106,7 @@ static state_t *get_state(napi_env env) {
   return st;
 }
 
-static z_stream *stream_for(napi_env env, int level, int window_bits, int mem_level, int strategy) {
+static z_stream *stream_for(napi_env env, int engine, int level, int window_bits, int mem_level, int strategy) {
   state_t *st = get_state(env);
   if (!st) return NULL;
   slot_t *free_slot = NULL;
@@ -95,20 +116,23 @@ static z_stream *stream_for(napi_env env, int level, int window_bits, int mem_le
       if (!free_slot) free_slot = s;
       continue;
     }
-    if (s->level == level && s->window_bits == window_bits && s->mem_level == mem_level && s->strategy == strategy) return &s->s;
+    if (s->engine == engine && s->level == level && s->window_bits == window_bits && s->mem_level == mem_level &&
+        s->strategy == strategy)
+      return &s->s;
   }
   if (!free_slot) {
     free_slot = &st->slots[st->next_evict];
     st->next_evict = (st->next_evict + 1) % SLOTS;
-    sys.end(&free_slot->s);
+    libs[free_slot->engine].end(&free_slot->s);
     free_slot->init = false;
   }
   free_slot->s.zalloc = Z_NULL;
   free_slot->s.zfree = Z_NULL;
   free_slot->s.opaque = Z_NULL;
-  if (sys.init2(&free_slot->s, level, Z_DEFLATED, window_bits, mem_level, strategy, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
+  if (libs[engine].init2(&free_slot->s, level, Z_DEFLATED, window_bits, mem_level, strategy, ZLIB_VERSION, (int)sizeof(z_stream)) != Z_OK)
     return NULL;
   free_slot->init = true;
+  free_slot->engine = engine;
   free_slot->level = level;
   free_slot->window_bits = window_bits;
   free_slot->mem_level = mem_level;
@@ -117,11 +141,11 @@ static z_stream *stream_for(napi_env env, int level, int window_bits, int mem_le
 }
 
 napi_value zlib_deflate(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc < 6) {
-    napi_throw_type_error(env, NULL, "deflate(input, out, level, windowBits, memLevel, strategy) needs 6 arguments");
+    napi_throw_type_error(env, NULL, "deflate(input, out, level, windowBits, memLevel, strategy, engine?) needs 6 arguments");
     return NULL;
   }
   uint8_t *in, *out;
@@ -131,16 +155,19 @@ napi_value zlib_deflate(napi_env env, napi_callback_info info) {
       !get_u32(env, argv[2], "level", &level) || !get_u32(env, argv[3], "windowBits", &window_bits) ||
       !get_u32(env, argv[4], "memLevel", &mem_level) || !get_u32(env, argv[5], "strategy", &strategy))
     return NULL;
-  if (!load_system_zlib()) {
-    napi_throw_error(env, "ZLIB_UNAVAILABLE", sys.error);
+  int engine = engine_arg(env, argc, argv, 6);
+  if (engine < 0) return NULL;
+  zlib_lib_t *z = load_zlib(engine);
+  if (!z) {
+    napi_throw_error(env, "ZLIB_UNAVAILABLE", libs[engine].error);
     return NULL;
   }
-  z_stream *s = stream_for(env, (int)level, (int)window_bits, (int)mem_level, (int)strategy);
+  z_stream *s = stream_for(env, engine, (int)level, (int)window_bits, (int)mem_level, (int)strategy);
   if (!s) {
     napi_throw_error(env, "Z_STREAM_ERROR", "deflateInit2 failed (bad level, window, memory level or strategy)");
     return NULL;
   }
-  if (sys.reset(s) != Z_OK) {
+  if (z->reset(s) != Z_OK) {
     napi_throw_error(env, "Z_STREAM_ERROR", "deflateReset failed");
     return NULL;
   }
@@ -148,7 +175,7 @@ napi_value zlib_deflate(napi_env env, napi_callback_info info) {
   s->avail_in = (uInt)in_len;
   s->next_out = out;
   s->avail_out = (uInt)out_len;
-  int r = sys.deflate(s, Z_FINISH);
+  int r = z->deflate(s, Z_FINISH);
   if (r == Z_STREAM_END) return make_number(env, (double)s->total_out);
   if (r == Z_OK || r == Z_BUF_ERROR) return make_number(env, -1); /* out is full: not worth storing compressed */
   napi_throw_error(env, "Z_STREAM_ERROR", "deflate failed");
@@ -156,13 +183,18 @@ napi_value zlib_deflate(napi_env env, napi_callback_info info) {
 }
 
 napi_value zlib_library_version(napi_env env, napi_callback_info info) {
-  (void)info;
-  if (!load_system_zlib()) {
-    napi_throw_error(env, "ZLIB_UNAVAILABLE", sys.error);
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int engine = engine_arg(env, argc, argv, 0);
+  if (engine < 0) return NULL;
+  zlib_lib_t *z = load_zlib(engine);
+  if (!z) {
+    napi_throw_error(env, "ZLIB_UNAVAILABLE", libs[engine].error);
     return NULL;
   }
   napi_value r;
-  napi_create_string_utf8(env, sys.version(), NAPI_AUTO_LENGTH, &r);
+  napi_create_string_utf8(env, z->version(), NAPI_AUTO_LENGTH, &r);
   return r;
 }
 
