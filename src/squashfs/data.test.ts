@@ -103,7 +103,7 @@ test('layouts: full blocks contiguous, tails packed, sparse blocks free, duplica
     const row = [...plan.files].find((r) => pathOf(t, r) === p)!;
     const first = L.blockStart[row];
     return {
-      start: L.start[row], size: t.size[row], sparse: L.sparse[row], fragment: L.fragment[row], fragmentOffset: L.fragmentOffset[row],
+      start: L.start[row], size: t.size[row], sparse: L.sparse.get(row) ?? 0, fragment: L.fragment[row], fragmentOffset: L.fragmentOffset[row],
       blocks: L.blocks.subarray(first, first + blockCount(t.size[row], BS, true)),
     };
   };

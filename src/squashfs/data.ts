@@ -35,8 +35,8 @@ import { PIECE_FIELDS, Piece, Stored, TASK_PIECES, resultSlack, slotHashes, slot
 export interface FileLayouts {
   /** Absolute position of the first stored block; 0 when the file has no blocks. */
   start: Float64Array;
-  /** Bytes in sparse blocks. */
-  sparse: Float64Array;
+  /** Bytes in sparse blocks, by row, for the files that have any (few do: not a column). */
+  sparse: Map<number, number>;
   fragment: Uint32Array;
   fragmentOffset: Uint32Array;
   /** The file's block list: blocks[blockStart[row] .. + blockCount(row)] (stored size | DATA_UNCOMPRESSED, 0 sparse). */
@@ -453,7 +453,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
 
   const layouts: FileLayouts = {
     start: new Float64Array(n),
-    sparse: new Float64Array(n),
+    sparse: new Map(),
     fragment: new Uint32Array(n).fill(INVALID_FRAGMENT),
     fragmentOffset: new Uint32Array(n),
     blockStart: new Uint32Array(n),
@@ -708,7 +708,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
         if (offset === 0) writes.push({ kind: 'start', row });
         if (how & Stored.ZERO) {
           layouts.blocks[block] = 0;
-          layouts.sparse[row] += length;
+          layouts.sparse.set(row, (layouts.sparse.get(row) ?? 0) + length);
         } else {
           layouts.blocks[block] = how & Stored.RAW ? stored | DATA_UNCOMPRESSED : stored;
           writes.push({ kind: 'block', data: data.subarray(at, at + stored), held });
@@ -778,7 +778,9 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
               const orig = item.dupOf;
               await out.rewind(layouts.start[row]);
               layouts.start[row] = layouts.start[orig];
-              layouts.sparse[row] = layouts.sparse[orig];
+              const sparse = layouts.sparse.get(orig);
+              if (sparse !== undefined) layouts.sparse.set(row, sparse);
+              else layouts.sparse.delete(row);
               const count = nBlocks(t.size[row]);
               layouts.blocks.copyWithin(layouts.blockStart[row], layouts.blockStart[orig], layouts.blockStart[orig] + count);
             }

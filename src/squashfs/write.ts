@@ -168,7 +168,7 @@ function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof c
         const count = blockCount(size, blockSize, tailPacking);
         const first = layouts.blockStart[row];
         bytes = encodeFileInode(h, {
-          start: layouts.start[row], size, sparse: layouts.sparse[row], nlink,
+          start: layouts.start[row], size, sparse: layouts.sparse.get(row) ?? 0, nlink,
           fragment: layouts.fragment[row], fragmentOffset: layouts.fragmentOffset[row], xattr,
           blocks: layouts.blocks.subarray(first, first + count),
         }, b);
