@@ -160,7 +160,7 @@ for (const row of packRows) {
   const bytes = row.block === '1M' ? 1 << 20 : 131072;
   const contenders = [
     { name: 'mkportable', argv: (out) => [process.execPath, cli, 'pack', dir, out, '--squash-compression', row.comp, '--squash-block-size', row.block], env: freshCache },
-    { name: 'mksquashfs', argv: (out) => ['mksquashfs', dir, out, '-noappend', '-quiet', '-no-progress', '-no-xattrs', '-comp', ...words, '-b', row.block] },
+    { name: 'mksquashfs', argv: (out) => ['mksquashfs', dir, out, '-noappend', '-quiet', '-no-progress', '-comp', ...words, '-b', row.block] },
   ];
   // The trade-off of the gzip engines: Node's zlib (the default) against the system zlib that mksquashfs links.
   if (words[0] === 'gzip') {
@@ -302,7 +302,7 @@ if (process.env.BENCH_HUGE === '1' && pick('memory')) {
   for (const files of [100000, 1000000]) {
     const t = generatedTree(`huge-${files}`, files, ['--max-size', '1024']);
     const m = measure([process.execPath, cli, 'pack', t.dir, path.join(work, 'huge.raw'), '--squash-compression', 'lz4', '--squash-block-size', '128K', '--no-cache']);
-    const p = measure(['mksquashfs', t.dir, path.join(work, 'huge-peer.raw'), '-noappend', '-quiet', '-no-progress', '-no-xattrs', '-comp', 'lz4', '-b', '128K']);
+    const p = measure(['mksquashfs', t.dir, path.join(work, 'huge-peer.raw'), '-noappend', '-quiet', '-no-progress', '-comp', 'lz4', '-b', '128K']);
     rss.push([files, m.rss]);
     say(`  ${t.label}: mkportable ${mib(m.rss)} MiB in ${fmt(m.wall)} s; mksquashfs ${mib(p.rss)} MiB in ${fmt(p.wall)} s`);
     rmSync(t.dir, { recursive: true, force: true });
