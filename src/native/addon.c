@@ -9,6 +9,7 @@
  *   scan, scanAsync                a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
  *   copy                           memmove between byte arrays, shared memory included (copy.c)
+ *   incompressible                 whether a block is not worth compressing (evenly spread bytes, no repeats; entropy.c)
  *
  * Everything is synchronous: xz and zlib run in mkportable's own worker threads, and the file-system calls are a
  * few system calls each. No global state but per-thread deflate streams (napi instance data), so it loads in any
@@ -95,6 +96,7 @@ NAPI_MODULE_INIT() {
     {"lz4Compress", NULL, lz4_compress, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lz4Version", NULL, lz4_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
     {"copy", NULL, mem_copy, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"incompressible", NULL, entropy_incompressible, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

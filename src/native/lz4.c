@@ -37,6 +37,12 @@ static bool load_system_lz4(void) {
   return true;
 }
 
+int lz4_trial(const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
+  if (n > 0x7e000000u || cap > 0x7e000000u || !load_system_lz4()) return -1;
+  int r = sys.compress((const char *)src, (char *)dst, (int)n, (int)cap);
+  return r > 0 ? r : 0;
+}
+
 napi_value lz4_compress(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

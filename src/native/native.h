@@ -38,8 +38,13 @@ napi_value zlib_deflate(napi_env env, napi_callback_info info);
 napi_value zlib_library_version(napi_env env, napi_callback_info info);
 
 /* lz4.c */
+/* LZ4_compress_default of src into dst[0, cap): the size, 0 when it does not fit, -1 without liblz4. */
+int lz4_trial(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
 napi_value lz4_compress(napi_env env, napi_callback_info info);
 napi_value lz4_library_version(napi_env env, napi_callback_info info);
+
+/* entropy.c */
+napi_value entropy_incompressible(napi_env env, napi_callback_info info);
 
 /* copy.c */
 napi_value mem_copy(napi_env env, napi_callback_info info);

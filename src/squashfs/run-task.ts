@@ -7,6 +7,7 @@
 import { hash as digest } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
+import { incompressibleCheck } from '../native/entropy.js';
 import { nativeReadFile } from '../native/fs.js';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
@@ -71,6 +72,7 @@ function checkEnd(fd: number, piece: number, scratch: Uint8Array, size: number):
 export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskResult {
   const compressor = createCompressor(setup.spec);
   const readFile = nativeReadFile();
+  const incompressible = incompressibleCheck(setup.spec);
   const cache = setup.cacheFolder ? new BlockCache(setup.cacheFolder) : null;
   const blockSize = setup.spec.blockSize;
   const zeros = Buffer.alloc(blockSize);
@@ -171,7 +173,8 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
           n = raw ? length : hit.payload.length;
           data.set(raw ? bytes : hit.payload, at);
         } else {
-          n = compressor.compressInto(bytes, data.subarray(at));
+          // Bytes that are compressed already (evenly spread, nothing repeated) are stored as they are, unrun.
+          n = incompressible?.(bytes) ? -1 : compressor.compressInto(bytes, data.subarray(at));
           raw = n < 0;
           if (raw) {
             n = length;
