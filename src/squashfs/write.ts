@@ -12,6 +12,7 @@ import type { CompressorSpec } from '../compress/types.js';
 import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import { Kind, nameOf, type PackedTree } from '../plan/packed.js';
 import type { ImageTree } from '../plan/tree.js';
+import { incompressibleCheck } from '../native/entropy.js';
 import { cacheFolder, recordAndTrim, DEFAULT_CACHE_CAP, type TrimResult } from './block-cache.js';
 import { ByteBuilder } from './bytes.js';
 import { arenaLayout, blockCount, writeData, type DataProgress, type FileLayouts } from './data.js';
@@ -212,7 +213,9 @@ export async function writeSquashfs(
   const blockSize = opts.compressor.blockSize;
   const tailPacking = opts.tailPacking ?? true;
   const cacheOpts = opts.cache && worthCaching(compressor.spec) ? opts.cache : null;
-  const folder = cacheOpts ? cacheFolder(cacheOpts.dir, compressorIdentity(compressor.spec)) : null;
+  // Whether already-compressed blocks are stored raw decides bytes too: entries made either way never mix.
+  const identity = { ...compressorIdentity(compressor.spec), storesIncompressibleRaw: incompressibleCheck(compressor.spec) !== null };
+  const folder = cacheOpts ? cacheFolder(cacheOpts.dir, identity) : null;
   const workers = opts.runner?.size ?? opts.workers ?? os.availableParallelism();
   const layout = arenaLayout(workers, blockSize);
   const pool = opts.runner ?? new CompressionPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
