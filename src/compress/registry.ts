@@ -121,6 +121,12 @@ export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec
   return { spec: s, library: `${s.name} ${LIBRARY_VERSION[s.name]()}` };
 }
 
+/**
+ * Plain lz4: it compresses a block in less time than it takes to hash, store and later check it, or to judge whether
+ * the block is worth compressing, so neither the block cache nor that check is used for it.
+ */
+export const fastCompressor = (spec: CompressorSpec): boolean => spec.name === 'lz4' && !spec.hc;
+
 /** Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING). */
 export function requireCompressorLibrary(name: CompressorName): void {
   if (name === 'xz') xzBinding();

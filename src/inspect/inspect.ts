@@ -207,8 +207,9 @@ async function checkProfile(source: Source, units: FoundUnit[], profile: Profile
     }
     if (!u.name.endsWith('.service')) continue;
     const fix = `attach with --profile=trusted, or add a host drop-in (/etc/systemd/system/${u.name}.d/50-override.conf)`;
+    const programs = profile.memoryDenyWriteExecute || profile.dynamicUser || profile.noNewPrivileges ? await mainPrograms(source, parsed, u.name) : [];
     if (profile.memoryDenyWriteExecute) {
-      for (const { prog, real } of await mainPrograms(source, parsed, u.name)) {
+      for (const { prog, real } of programs) {
         const jit = await jitRuntime(source, real);
         if (!jit || prog.argv.includes('--jitless')) continue;
         report('warning', 'jit-memory-deny-write-execute',
@@ -218,7 +219,7 @@ async function checkProfile(source: Source, units: FoundUnit[], profile: Profile
     // DynamicUser=yes and the profile's sandboxing imply NoNewPrivileges=yes for the (never root) service, and the
     // kernel grants no file capabilities under no_new_privs.
     if (profile.dynamicUser || profile.noNewPrivileges) {
-      for (const { real } of await mainPrograms(source, parsed, u.name)) {
+      for (const { real } of programs) {
         if (!(await source.xattrs?.(real))?.['security.capability']) continue;
         report('warning', 'file-capabilities-ignored',
           `${u.name}: ${real} carries file capabilities (security.capability), which the ${profile.name} profile makes useless: its DynamicUser=yes and sandboxing imply NoNewPrivileges=yes, and execve grants no file capabilities then: attach with --profile=trusted`, u.path);

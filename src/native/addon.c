@@ -6,7 +6,7 @@
  *   nextData, nextHole             lseek SEEK_DATA / SEEK_HOLE, to skip the holes of sparse files (fs.c)
  *   readFile                       a small file opened, read and closed in one call, for the writer's workers (fs.c)
  *   deflate, zlibVersion           gzip blocks through the system zlib, as mksquashfs makes them (zlib.c)
- *   scan, scanAsync                a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
+ *   scanAsync                      a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
  *   copy                           memmove between byte arrays, shared memory included (copy.c)
  *   incompressible                 whether a block is not worth compressing (evenly spread bytes, no repeats; entropy.c)
@@ -91,7 +91,6 @@ NAPI_MODULE_INIT() {
     {"readFile", NULL, fs_read_file, NULL, NULL, NULL, napi_enumerable, NULL},
     {"deflate", NULL, zlib_deflate, NULL, NULL, NULL, napi_enumerable, NULL},
     {"zlibVersion", NULL, zlib_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"scan", NULL, fs_scan, NULL, NULL, NULL, napi_enumerable, NULL},
     {"scanAsync", NULL, fs_scan_async, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lz4Compress", NULL, lz4_compress, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lz4Version", NULL, lz4_library_version, NULL, NULL, NULL, napi_enumerable, NULL},

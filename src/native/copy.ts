@@ -4,24 +4,15 @@
  * into fragment blocks and the blocks appended to the image that is most of the main thread's time on a tree of
  * small files. The native addon's memmove (native/copy.c) does it instead; without the addon, set() still works.
  */
-import { nativeAddon } from '../compress/common.js';
-import { nativeAddonPath } from '../package-root.js';
+import { optionalNative } from './optional.js';
 
 type Copy = (dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number) => void;
 
-const native = nativeAddon<{ copy: Copy }>(nativeAddonPath(), "mkportable's native addon", 'run `npm rebuild mkportable`');
-let copy: Copy | null = null;
-
 const slowCopy: Copy = (dst, at, src, start, end) => dst.set(src.subarray(start, end), at);
+let copy: Copy | null = null;
 
 /** dst[at..] = src[start, end). */
 export function copyBytes(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): void {
-  if (!copy) {
-    try {
-      copy = native().copy ?? slowCopy;
-    } catch {
-      copy = slowCopy;
-    }
-  }
+  copy ??= optionalNative<Copy>('copy') ?? slowCopy;
   copy(dst, at, src, start, end);
 }

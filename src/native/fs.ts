@@ -5,13 +5,13 @@
 import { nativeAddon } from '../compress/common.js';
 import { fromBytes, toBytes } from '../formats/bytenames.js';
 import { nativeAddonPath } from '../package-root.js';
+import { optionalNative } from './optional.js';
 
 interface NativeFs {
   listXattrs(path: Uint8Array): [Buffer, Buffer][];
   setXattr(path: Uint8Array, name: Uint8Array, value: Uint8Array): void;
   nextData(fd: number, offset: number): number;
   nextHole(fd: number, offset: number): number;
-  readFile: ReadFile;
 }
 
 /**
@@ -62,10 +62,4 @@ export function dataRanges(fd: number, size: number): [number, number][] {
 }
 
 /** The addon's one-call read of a small file, or null when the addon does not load (callers use Node's fs then). */
-export function nativeReadFile(): ReadFile | null {
-  try {
-    return native().readFile ?? null;
-  } catch {
-    return null;
-  }
-}
+export const nativeReadFile = (): ReadFile | null => optionalNative<ReadFile>('readFile');

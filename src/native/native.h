@@ -50,6 +50,5 @@ napi_value entropy_incompressible(napi_env env, napi_callback_info info);
 napi_value mem_copy(napi_env env, napi_callback_info info);
 
 /* scan.c */
-napi_value fs_scan(napi_env env, napi_callback_info info);
 napi_value fs_scan_async(napi_env env, napi_callback_info info);
 #endif

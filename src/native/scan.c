@@ -4,9 +4,9 @@
  * sorts the names by their bytes, as squashfs wants them. Planning a tree of tens of thousands of files is then a
  * few system calls per file and no JavaScript object per file.
  *
- *   scan(dir)      -> { names, nameEnds, stats, targets, targetEnds, xattrRows, xattrNames, xattrNameEnds, xattrValues, xattrValueEnds }
- *   scanAsync(dir) -> a promise of the same, the work done on libuv's thread pool: a walk keeps several directories
- *                     in flight, so that listing a big tree uses every core.
+ *   scanAsync(dir) -> a promise of { names, nameEnds, stats, targets, targetEnds, xattrRows, xattrNames,
+ *                     xattrNameEnds, xattrValues, xattrValueEnds }, the work done on libuv's thread pool: a walk keeps
+ *                     several directories in flight, so that listing a big tree uses every core.
  *     names      every name but "." and "..", back to back, sorted bytewise (Uint8Array)
  *     nameEnds   where each name ends in names (Uint32Array)
  *     stats      per name: mode, uid, gid, size, mtime (s), nlink, ino, dev, rdev, blocks (Float64Array, 10 per name)
@@ -14,7 +14,7 @@
  *     xattr*     the extended attributes (llistxattr + lgetxattr): for each attribute, the index of its name in
  *                `names`, its name and its value (blobs with their ends). One that is gone or that the caller may
  *                not read is left out.
- *   A name that vanishes between readdir and lstat is left out. Errors throw (or reject) with errno's code
+ *   A name that vanishes between readdir and lstat is left out. Errors reject the promise with errno's code
  *   ("EACCES") and the path.
  */
 #define _GNU_SOURCE
@@ -282,17 +282,6 @@ static scan_t *scan_arg(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return r;
-}
-
-napi_value fs_scan(napi_env env, napi_callback_info info) {
-  scan_t *r = scan_arg(env, info);
-  if (!r) return NULL;
-  scan_dir(r);
-  napi_value result = NULL;
-  if (r->err) napi_throw(env, path_error(env, r));
-  else result = result_object(env, r);
-  scan_free(r);
-  return result;
 }
 
 static void scan_execute(napi_env env, void *data) {

@@ -117,8 +117,6 @@ export class PackedTreeBuilder {
   readonly symlinks = new Map<number, Uint8Array>();
   readonly devices = new Map<number, { major: number; minor: number }>();
   readonly xattrs = new Map<number, Record<string, Uint8Array>>();
-  /** Rows that may have holes; passed on by finish() only when `knowsHoles`. */
-  readonly holeCandidates = new Set<number>();
 
   constructor(capacity = 1024) {
     this.#cap = Math.max(16, capacity);
@@ -193,7 +191,7 @@ export class PackedTreeBuilder {
   }
 
   /** The finished tree: views of the columns (not copies: copying would double the peak for big trees). */
-  finish(content: (row: number) => PackedContent, origin: (row: number) => string, hostRoot?: Uint8Array, knowsHoles = false): PackedTree {
+  finish(content: (row: number) => PackedContent, origin: (row: number) => string, hostRoot?: Uint8Array, holeCandidates?: ReadonlySet<number>): PackedTree {
     const n = this.count;
     return {
       count: n,
@@ -216,7 +214,7 @@ export class PackedTreeBuilder {
       content,
       origin,
       ...(hostRoot ? { hostRoot } : {}),
-      ...(knowsHoles ? { holeCandidates: this.holeCandidates } : {}),
+      ...(holeCandidates ? { holeCandidates } : {}),
     };
   }
 }

@@ -80,6 +80,7 @@ export async function walkHostDirectory(dir: string, opts: WalkOptions = {}): Pr
   const allRoot = opts.owners === 'root';
   const b = new PackedTreeBuilder(4096);
   const hardlinks = new Map<string, number>();
+  const holeCandidates = new Set<number>();
 
   const rootPath = Buffer.from(root === '/' ? '/' : root + '/');
   let rootStat;
@@ -132,7 +133,7 @@ export async function walkHostDirectory(dir: string, opts: WalkOptions = {}): Pr
       const r = b.addFrom(kind, s.names, nameStart, nameEnd, row, mode, allRoot ? 0 : s.stats[f + 1], allRoot ? 0 : s.stats[f + 2], mtime, kind === Kind.file ? s.stats[f + 3] : 0);
       rows[i] = r;
       // A file whose allocated blocks cover its size has no holes worth looking for (the writer skips the probe).
-      if (kind === Kind.file && s.stats[f + 9] * 512 < s.stats[f + 3]) b.holeCandidates.add(r);
+      if (kind === Kind.file && s.stats[f + 9] * 512 < s.stats[f + 3]) holeCandidates.add(r);
       if (kind === Kind.dir) queue.push({ row: r, path: Buffer.concat([dirPath, SLASH, s.names.subarray(nameStart, nameEnd)]) });
       else if (kind === Kind.symlink) b.symlinks.set(r, s.targets.slice(i === 0 ? 0 : s.targetEnds[i - 1], s.targetEnds[i]));
       else if (kind === Kind.char || kind === Kind.block) {
@@ -154,6 +155,6 @@ export async function walkHostDirectory(dir: string, opts: WalkOptions = {}): Pr
 
   let tree: PackedTree;
   const content = (row: number) => ({ kind: 'host' as const, path: Buffer.concat([rootBytes, pathBytesOf(tree, row)]) });
-  tree = b.finish(content, (row) => `${origin}:${pathOf(tree, row)}`, rootBytes, true);
+  tree = b.finish(content, (row) => `${origin}:${pathOf(tree, row)}`, rootBytes, holeCandidates);
   return tree;
 }

@@ -90,7 +90,7 @@ export function arenaLayout(workers: number, blockSize: number): { slotSize: num
   return { slotSize, taskSlots, slots: taskSlots + 2 * workers + 4 };
 }
 /** Fragment blocks compressed as one task: as many as a task's bytes (TASK_BYTES) hold, at most 8. */
-export function fragmentBatch(blockSize: number): number {
+function fragmentBatch(blockSize: number): number {
   return Math.max(1, Math.min(8, Math.floor(TASK_BYTES / blockSize)));
 }
 /** Aim for fragment runs (between path-picked cuts) of about this many fragment blocks. */
@@ -556,7 +556,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     await flush();
   };
 
-  // Fragment blocks are filled back to back in an arena slot of their own, up to FRAGMENT_BATCH of them, and
+  // Fragment blocks are filled back to back in an arena slot of their own, up to fragmentBatch() of them, and
   // compressed as one task: one message per batch, not per block (a tree of small files makes thousands). Slots are
   // nearly always free: the sequencer only waits (and these return a promise) when every fragment slot is
   // compressing or waiting to be written.

@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import { compressorIdentity, createCompressor } from '../compress/registry.js';
+import { compressorIdentity, createCompressor, fastCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import { Kind, nameOf, type PackedTree } from '../plan/packed.js';
@@ -62,7 +62,7 @@ export interface BlockCacheOptions {
  * hash, store and later read and check it (benchmark: a cold cache doubles pack's CPU, a warm one saves none), so
  * its blocks are not cached; lz4 -Xhc, gzip, xz and zstd are.
  */
-export const worthCaching = (spec: CompressorSpec): boolean => !(spec.name === 'lz4' && !spec.hc);
+export const worthCaching = (spec: CompressorSpec): boolean => !fastCompressor(spec);
 
 export interface WriteProgress extends DataProgress {
   totalBytes: number;
