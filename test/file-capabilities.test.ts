@@ -122,11 +122,17 @@ for (const systemd of SYSTEMD_VERSIONS) {
     });
 
     const state = async () => (await c.exec(['systemctl', 'is-active', 'capsrv.service'], { allowFail: true })).stdout.trim();
-    /** The log lines of this start of the service only. */
-    const journal = async () => {
-      const id = (await c.exec(['systemctl', 'show', '-P', 'InvocationID', 'capsrv.service'], { allowFail: true })).stdout.trim();
-      return (await c.exec(['journalctl', `_SYSTEMD_INVOCATION_ID=${id}`, '-o', 'cat', '--no-pager'], { allowFail: true })).stdout;
+    /** A journal position to read on from: the log lines after it are this start's only. */
+    const cursor = async () => {
+      const out = (await c.exec(['journalctl', '--show-cursor', '-n', '1', '-o', 'cat', '--no-pager'], { allowFail: true })).stdout;
+      const at = /-- cursor: (\S+)/.exec(out)?.[1];
+      assert.ok(at, `journalctl printed no cursor:\n${out}`);
+      return at;
     };
+    // By the server's identifier, not by _SYSTEMD_INVOCATION_ID: journald reads that from the service's cgroup,
+    // which may be gone already when a server that failed at once is logged, and its lines then carry none.
+    const journal = async (from: string) =>
+      (await c.exec(['journalctl', `--after-cursor=${from}`, '-t', 'capserver', '-o', 'cat', '--no-pager'], { allowFail: true })).stdout;
     /** Until the service answers on the port, or has failed. */
     const outcome = (what: string) => waitFor(what, async () => {
       if ((await state()) === 'failed') return { failed: true, answer: undefined };
@@ -151,12 +157,14 @@ for (const systemd of SYSTEMD_VERSIONS) {
       }
     }
     /** The journal of this start, once the server's own last line (bind failed, or listening) has reached it. */
-    const serverLog = () => waitFor('the server\'s lines in the journal', async () => {
-      const j = await journal();
+    const serverLog = (from: string) => waitFor('the server\'s lines in the journal', async () => {
+      const j = await journal(from);
       return /bind port \d+ as uid|listening/.test(j) ? j : undefined;
-    }, 10_000).catch(() => journal());
-    const run = (image: string, profile: string | undefined) =>
-      attached(image, profile, async () => ({ ...(await outcome(`${image} (${profile ?? 'default'}) to answer or fail`)), log: await serverLog() }));
+    }, 20_000).catch(() => journal(from));
+    const run = async (image: string, profile: string | undefined) => {
+      const from = await cursor();
+      return attached(image, profile, async () => ({ ...(await outcome(`${image} (${profile ?? 'default'}) to answer or fail`)), log: await serverLog(from) }));
+    };
 
     test('the image carries security.capability on the program', async () => {
       const { openImage } = await import('../src/squashfs/read/index.js');
