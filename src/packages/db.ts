@@ -91,10 +91,20 @@ function makeOwner(source: Source, byName: ByName): PackageDb['owner'] {
     if (files.length) byName.set(name, files);
     else byName.delete(name);
   }
-  const real = new Map<string, Promise<string | undefined>>();
-  const realDir = (d: string) => {
+  // A folder's real path from its parent's (memoized): one lstat per folder, not one per component of each.
+  const real = new Map<string, Promise<string | undefined>>([['/', Promise.resolve('/')]]);
+  const realDir = (d: string): Promise<string | undefined> => {
     let r = real.get(d);
-    if (!r) real.set(d, (r = realpathIn(source, d).catch(() => undefined)));
+    if (!r) {
+      real.set(d, (r = (async () => {
+        const parent = await realDir(path.posix.dirname(d));
+        if (parent === undefined) return undefined;
+        const here = `${parent === '/' ? '' : parent}/${path.posix.basename(d)}`;
+        const st = await source.lstat(here);
+        if (st?.type === 'dir') return here;
+        return st?.type === 'symlink' ? realpathIn(source, here) : undefined;
+      })().catch(() => undefined)));
+    }
     return r;
   };
   return async (p: string) => {

@@ -4,12 +4,6 @@ import type { Source, SourceStat } from './source.js';
 
 /** A squashfs image seen as a Source, so inspect runs the closure resolver inside the image. */
 export function squashfsSource(image: SquashfsImage, name: string): Source {
-  // ELF parsing reads a file at several offsets: keep the last file read whole.
-  let cached: { path: string; data: Uint8Array } | undefined;
-  const whole = async (p: string) => {
-    if (cached?.path !== p) cached = { path: p, data: await image.readFile(p) };
-    return cached.data;
-  };
   return {
     name,
     async lstat(p): Promise<SourceStat | null> {
@@ -25,11 +19,8 @@ export function squashfsSource(image: SquashfsImage, name: string): Source {
     },
     readlink: (p) => image.readlink(p),
     readdir: async (p) => (await image.readdir(p)).map((e) => e.name),
-    async read(p, offset, length) {
-      const data = await whole(p);
-      return data.subarray(Math.min(offset, data.length), Math.min(offset + length, data.length));
-    },
-    readFile: (p) => whole(p),
+    read: (p, offset, length) => image.read(p, offset, length),
+    readFile: (p) => image.readFile(p),
     async xattrs(p) {
       const x = (await image.stat(p)).xattrs;
       return x && Object.keys(x).length ? x : undefined;

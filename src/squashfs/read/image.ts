@@ -185,6 +185,11 @@ export class SquashfsImage {
     return out;
   }
 
+  /** `length` bytes of a regular file (symlinks followed) from `offset`, fewer at its end; only those blocks are read. */
+  async read(path: string, offset: number, length: number): Promise<Uint8Array> {
+    return this.#data.read(await this.#file(path), offset, length);
+  }
+
   /** Contents of a regular file (symlinks followed) block by block: memory use stays at one block. */
   async *chunks(path: string): AsyncGenerator<Uint8Array> {
     yield* this.#data.chunks(await this.#file(path));

@@ -40,6 +40,8 @@ const MARK = Buffer.from('hello from the middle of a hole');
         const st = await img.stat('/big');
         assert.equal(st.size, 5 * GiB);
         await assert.rejects(img.readFile('/big'), { code: 'IMAGE_UNSUPPORTED', message: /stream it/ });
+        // A ranged read in the middle walks the block list only.
+        assert.deepEqual(Buffer.from(await img.read('/big', MARK_AT - 3, MARK.length + 6)), Buffer.concat([Buffer.alloc(3), MARK, Buffer.alloc(3)]));
 
         const rss0 = process.memoryUsage().rss;
         let maxRss = rss0;
