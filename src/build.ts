@@ -622,12 +622,12 @@ async function judgeImage(named: string, opts: ResolvedOptions, base?: OpenedBas
 
 /** Names, per file taken from the source, the package that installed it there; lists those packages. */
 async function attributePackages(files: BuildFile[], source: Source): Promise<BuildPackage[]> {
-  const db = await readPackageDb(source);
+  const prefix = `${source.name}:`;
+  const sourced = files.filter((f) => f.type !== 'dir' && f.origin.startsWith(prefix));
+  const db = await readPackageDb(source, new Set(sourced.map((f) => path.posix.basename(f.origin))));
   if (!db) return [];
   const counts = new Map<DistroPackage, number>();
-  const prefix = `${source.name}:`;
-  await Promise.all(files.map(async (f) => {
-    if (f.type === 'dir' || !f.origin.startsWith(prefix)) return;
+  await Promise.all(sourced.map(async (f) => {
     const owner = await db.owner(f.origin.slice(prefix.length));
     if (!owner) return;
     f.package = owner.id;

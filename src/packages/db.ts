@@ -61,31 +61,41 @@ function paragraphs(text: string): Record<string, string>[] {
 /** Paths to candidate (package, listed path) by file name: only same-named entries need their folders resolved. */
 type ByName = Map<string, { dir: string; pkg: DistroPackage }[]>;
 
-function addListed(byName: ByName, listed: string, pkg: DistroPackage): void {
-  if (!listed.startsWith('/') || listed === '/') return;
-  const name = path.posix.basename(listed);
-  const dir = path.posix.dirname(listed);
-  let l = byName.get(name);
-  if (!l) byName.set(name, (l = []));
-  l.push({ dir, pkg });
-}
-
 /**
- * Databases list folders too (dpkg's /lib, /usr/bin); a folder is nobody's file. A listed path is a folder when
- * another listed path lies inside it.
+ * What a database lists, as it is read line by line: candidates by file name (only the names asked for, when
+ * the caller knows which it will look up) and every folder that holds a listed path. Databases list folders too
+ * (dpkg's /lib, /usr/bin); a folder is nobody's file.
  */
-function folders(byName: ByName): Set<string> {
-  const dirs = new Set<string>();
-  for (const list of byName.values()) {
-    for (const { dir } of list) {
-      for (let d = dir; d !== '/' && !dirs.has(d); d = path.posix.dirname(d)) dirs.add(d);
-    }
-  }
-  return dirs;
+interface Listing {
+  byName: ByName;
+  dirs: Set<string>;
+  add(listed: string, pkg: DistroPackage): void;
 }
 
-function makeOwner(source: Source, byName: ByName): PackageDb['owner'] {
-  const dirs = folders(byName);
+function createListing(names: ReadonlySet<string> | undefined): Listing {
+  const byName: ByName = new Map();
+  const dirs = new Set<string>();
+  return {
+    byName,
+    dirs,
+    add(listed, pkg) {
+      if (!listed.startsWith('/') || listed === '/') return;
+      const cut = listed.lastIndexOf('/');
+      const dir = cut === 0 ? '/' : listed.slice(0, cut);
+      dirs.add(dir);
+      const name = listed.slice(cut + 1);
+      if (names && !names.has(name)) return;
+      let l = byName.get(name);
+      if (!l) byName.set(name, (l = []));
+      l.push({ dir, pkg });
+    },
+  };
+}
+
+function makeOwner(source: Source, { byName, dirs }: Listing): PackageDb['owner'] {
+  for (const d of [...dirs]) {
+    for (let p = path.posix.dirname(d); p !== '/' && !dirs.has(p); p = path.posix.dirname(p)) dirs.add(p);
+  }
   for (const [name, list] of byName) {
     const files = list.filter((c) => !dirs.has(c.dir === '/' ? `/${name}` : `${c.dir}/${name}`));
     if (files.length) byName.set(name, files);
@@ -119,9 +129,9 @@ function makeOwner(source: Source, byName: ByName): PackageDb['owner'] {
   };
 }
 
-async function readDpkg(source: Source, status: string): Promise<PackageDb> {
+async function readDpkg(source: Source, status: string, names: ReadonlySet<string> | undefined): Promise<PackageDb> {
   const packages: DistroPackage[] = [];
-  const byName: ByName = new Map();
+  const listing = createListing(names);
   const installed = paragraphs(status).filter((f) => f.Package && /\binstalled$/.test(f.Status ?? '') && !/^(deinstall|purge) /.test(f.Status ?? ''));
   const lists: (string | undefined)[] = [];
   for (const f of installed) {
@@ -136,15 +146,15 @@ async function readDpkg(source: Source, status: string): Promise<PackageDb> {
       (await readText(source, `/var/lib/dpkg/info/${p.name}:${p.architecture}.list`)) ?? readText(source, `/var/lib/dpkg/info/${p.name}.list`)))));
   }
   packages.forEach((pkg, i) => {
-    for (const line of lists[i]?.split('\n') ?? []) if (line) addListed(byName, line, pkg);
+    for (const line of lists[i]?.split('\n') ?? []) if (line) listing.add(line, pkg);
   });
-  return { manager: 'dpkg', packages, owner: makeOwner(source, byName) };
+  return { manager: 'dpkg', packages, owner: makeOwner(source, listing) };
 }
 
 /** apk's installed database: blocks of "X:value" lines; F: a folder (no leading '/'), R: a file in it. */
-function readApk(source: Source, text: string): PackageDb {
+function readApk(source: Source, text: string, names: ReadonlySet<string> | undefined): PackageDb {
   const packages: DistroPackage[] = [];
-  const byName: ByName = new Map();
+  const listing = createListing(names);
   for (const block of text.split(/\n\s*\n/)) {
     let pkg: DistroPackage | undefined;
     let dir = '';
@@ -160,17 +170,20 @@ function readApk(source: Source, text: string): PackageDb {
       else if (key === 'L:' && value) pkg.license = value;
       else if (key === 'o:' && value && value !== pkg.name) pkg.sourcePackage = value;
       else if (key === 'F:') dir = value;
-      else if (key === 'R:') addListed(byName, `/${dir ? `${dir}/` : ''}${value}`, pkg);
+      else if (key === 'R:') listing.add(`/${dir ? `${dir}/` : ''}${value}`, pkg);
     }
   }
-  return { manager: 'apk', packages, owner: makeOwner(source, byName) };
+  return { manager: 'apk', packages, owner: makeOwner(source, listing) };
 }
 
-/** The source's package database, or undefined when it has none. */
-export async function readPackageDb(source: Source): Promise<PackageDb | undefined> {
+/**
+ * The source's package database, or undefined when it has none. With `names`, owner() answers only for paths
+ * whose file name is one of them (the rest of the database is not indexed).
+ */
+export async function readPackageDb(source: Source, names?: ReadonlySet<string>): Promise<PackageDb | undefined> {
   const status = await readText(source, '/var/lib/dpkg/status');
-  if (status !== undefined) return readDpkg(source, status);
+  if (status !== undefined) return readDpkg(source, status, names);
   const apk = await readText(source, '/lib/apk/db/installed');
-  if (apk !== undefined) return readApk(source, apk);
+  if (apk !== undefined) return readApk(source, apk, names);
   return undefined;
 }
