@@ -11,7 +11,6 @@ import path from 'node:path';
 import { MkportableError } from '../errors.js';
 import { dpsArchitecture, dpsLabel, dpsPartitionType, hostArchitecture, parseSignaturePartition, secondaryArchitecture, type DpsRole } from '../formats/dps.js';
 import { GPT_FLAG_GROWFS, GPT_FLAG_NO_AUTO, GPT_FLAG_READ_ONLY, SECTOR, guidFromBytes, looksLikeGpt, parseGpt, type GptPartition } from '../formats/gpt.js';
-import { verifyDetached } from '../formats/pkcs7.js';
 import { checkTree, formatUuid, parseVeritySuperblock } from '../formats/verity.js';
 import type { Problem, Severity } from './inspect.js';
 
@@ -130,8 +129,10 @@ async function checkHashTree(o: {
   o.facts.treeValid = ok;
 }
 
-function checkSignature(der: Uint8Array, rootHash: string, opts: VerityInspectOptions, facts: VerityFacts, problems: Problems, where: string): void {
+/** PKCS#7 and its ASN.1 library are loaded only to check a signature against a certificate. */
+async function checkSignature(der: Uint8Array, rootHash: string, opts: VerityInspectOptions, facts: VerityFacts, problems: Problems, where: string): Promise<void> {
   if (!opts.certificate) return;
+  const { verifyDetached } = await import('../formats/pkcs7.js');
   const r = verifyDetached(der, Buffer.from(rootHash, 'latin1'), opts.certificate);
   facts.signatureValid = r === true;
   if (r !== true) problems.add('error', 'signature-invalid', `${where}: ${r}: systemd refuses to start the service`);
@@ -172,7 +173,7 @@ async function inspectPlain(file: string, fh: FileHandle, size: number, opts: Ve
   if (hasSig) {
     const der = await fs.readFile(sigPath);
     if (der.length === 0) problems.add('error', 'signature-invalid', `${name(sigPath)} is empty: systemd refuses the image`);
-    else checkSignature(der, facts.rootHash, opts, facts, problems, name(sigPath));
+    else await checkSignature(der, facts.rootHash, opts, facts, problems, name(sigPath));
   }
   return { facts, root, problems: problems.list };
 }
@@ -264,7 +265,7 @@ async function inspectDdi(file: string, fh: FileHandle, size: number, opts: Veri
       if (opts.certificate && parsed.certificateFingerprint && parsed.certificateFingerprint !== opts.certificate.fingerprint256.replace(/:/g, '').toLowerCase()) {
         problems.add('warning', 'signature-fingerprint-mismatch', `${base}: certificateFingerprint ${parsed.certificateFingerprint} is not that of the given certificate`);
       }
-      checkSignature(Buffer.from(parsed.signature, 'base64'), rootHash, opts, facts, problems, `${base}: the verity-sig partition`);
+      await checkSignature(Buffer.from(parsed.signature, 'base64'), rootHash, opts, facts, problems, `${base}: the verity-sig partition`);
     }
   }
   if (facts.rootHashSource === 'partition-uuids') {

@@ -13,7 +13,6 @@ import path from 'node:path';
 import { MkportableError, isMkportableError, systemReason } from '../errors.js';
 import { dpsArchitecture, dpsLabel, encodeSignaturePartition, type DpsArchitecture } from '../formats/dps.js';
 import { encodeGpt, GPT_FLAG_READ_ONLY, guidFromBytes, SECTOR, type GptPartition } from '../formats/gpt.js';
-import { signDetached } from '../formats/pkcs7.js';
 import { deriveVerityIdentity, encodeVeritySuperblock, formatUuid, HashTreeBuilder, treeGeometry, uuidV4From, VERITY_BLOCK_SIZE } from '../formats/verity.js';
 import type { SigningKeys } from './signing.js';
 
@@ -173,7 +172,9 @@ function hmacUuid(seed: Uint8Array, what: string): string {
   return formatUuid(uuidV4From(createHmac('sha256', seed).update(what).digest()));
 }
 
-function signatureBytes(rootHash: Buffer, signing: SigningKeys): Buffer {
+/** PKCS#7 (and its ASN.1 library, ~50 ms to load) is loaded by the builds that sign, not by every build. */
+async function signatureBytes(rootHash: Buffer, signing: SigningKeys): Promise<Buffer> {
+  const { signDetached } = await import('../formats/pkcs7.js');
   return Buffer.from(signDetached(Buffer.from(rootHash.toString('hex'), 'latin1'), signing.key, signing.certificate));
 }
 
@@ -199,7 +200,7 @@ async function writeSidecars(squashfs: string, size: number, o: ContainerOptions
     }
     const hex = tree.rootHash.toString('hex');
     await fs.writeFile(out.add(`${o.name}.roothash`), `${hex}\n`);
-    if (o.signing) await fs.writeFile(out.add(`${o.name}.roothash.p7s`), signatureBytes(tree.rootHash, o.signing));
+    if (o.signing) await fs.writeFile(out.add(`${o.name}.roothash.p7s`), await signatureBytes(tree.rootHash, o.signing));
     return { sha256: seed.toString('hex'), rootHash: hex, verityUuid: formatUuid(tree.uuid), veritySalt: Buffer.from(tree.salt).toString('hex') };
   } finally {
     await data.close();
@@ -248,7 +249,7 @@ async function writeDdi(squashfs: string, size: number, o: ContainerOptions, out
         const sig = encodeSignaturePartition({
           rootHash: tree.rootHash.toString('hex'),
           certificateFingerprint: o.signing.fingerprint,
-          signature: signatureBytes(tree.rootHash, o.signing).toString('base64'),
+          signature: (await signatureBytes(tree.rootHash, o.signing)).toString('base64'),
         }, SIGNATURE_PARTITION_SIZE);
         await writeAll(ddi, sig, end);
         part('verity-sig', end, sig.length, typeUuid(arch, 'verity-sig'), 0n);
