@@ -175,15 +175,25 @@ class Handoff<T> {
 }
 
 /**
- * Digests of the files seen so far (the first 16 bytes of their SHA-256, with the size), in an open-addressing
- * table: a few tens of bytes per file however many there are.
+ * Digests of the files seen so far (the first 16 bytes of their SHA-256; sizes are the tree's), in an
+ * open-addressing table sized for the files that can be duplicates: about 36 bytes for each of those.
  */
 class DigestIndex {
-  #slots = new Int32Array(1024).fill(-1);
-  #digests = new Uint8Array(16 * 256);
-  #sizes = new Float64Array(256);
-  #rows = new Uint32Array(256);
+  #slots: Int32Array;
+  #digests: Uint8Array;
+  #rows: Uint32Array;
   #count = 0;
+  readonly #sizeOf: (row: number) => number;
+
+  constructor(capacity: number, sizeOf: (row: number) => number) {
+    const entries = Math.max(16, capacity);
+    let slots = 1024;
+    while (slots < entries * 2) slots *= 2;
+    this.#slots = new Int32Array(slots).fill(-1);
+    this.#digests = new Uint8Array(16 * entries);
+    this.#rows = new Uint32Array(entries);
+    this.#sizeOf = sizeOf;
+  }
 
   /** The row of an earlier file with the digest at digest[at..] and this size, or -1 after recording this one. */
   findOrAdd(digest: Uint8Array, at: number, size: number, row: number): number {
@@ -193,13 +203,12 @@ class DigestIndex {
     for (;;) {
       const id = this.#slots[s];
       if (id < 0) break;
-      if (this.#sizes[id] === size && this.#same(id, digest, at)) return this.#rows[id];
+      if (this.#sizeOf(this.#rows[id]) === size && this.#same(id, digest, at)) return this.#rows[id];
       s = (s + 1) & mask;
     }
     const id = this.#count++;
-    if (id === this.#sizes.length) this.#growEntries();
+    if (id === this.#rows.length) this.#growEntries();
     for (let i = 0; i < 16; i++) this.#digests[id * 16 + i] = digest[at + i];
-    this.#sizes[id] = size;
     this.#rows[id] = row;
     this.#slots[s] = id;
     return -1;
@@ -212,15 +221,12 @@ class DigestIndex {
   }
 
   #growEntries(): void {
-    const n = this.#sizes.length * 2;
+    const n = this.#rows.length * 2;
     const digests = new Uint8Array(16 * n);
     digests.set(this.#digests);
-    const sizes = new Float64Array(n);
-    sizes.set(this.#sizes);
     const rows = new Uint32Array(n);
     rows.set(this.#rows);
     this.#digests = digests;
-    this.#sizes = sizes;
     this.#rows = rows;
   }
 
@@ -413,6 +419,40 @@ const sumCounters = (a: WorkerCounters, b: WorkerCounters | undefined) => {
   if (b) for (const k of Object.keys(a) as (keyof WorkerCounters)[]) a[k] += b[k];
 };
 
+/**
+ * What the sizes of the files say before any is written: blocks and tails to place, and the sizes more than one
+ * file has (distinct, sorted: few), with how many files have them. Only those files can be duplicates.
+ */
+function sizeCensus(t: PackedTree, files: Uint32Array, bs: number, tailPacking: boolean) {
+  let totalBlocks = 0;
+  let tailFiles = 0;
+  let tailBytes = 0;
+  const sizes = new Float64Array(files.length);
+  for (let i = 0; i < files.length; i++) {
+    const size = t.size[files[i]];
+    sizes[i] = size;
+    totalBlocks += blockCount(size, bs, tailPacking);
+    const tail = tailPacking || size < bs ? size - Math.floor(size / bs) * bs : 0;
+    if (tail > 0) {
+      tailFiles++;
+      tailBytes += tail;
+    }
+  }
+  sizes.sort();
+  const shared: number[] = [];
+  let candidates = 0;
+  for (let i = 0; i < sizes.length;) {
+    let j = i + 1;
+    while (j < sizes.length && sizes[j] === sizes[i]) j++;
+    if (j - i > 1 && sizes[i] > 0) {
+      shared.push(sizes[i]);
+      candidates += j - i;
+    }
+    i = j;
+  }
+  return { totalBlocks, tailFiles, tailBytes, sharedSizes: Float64Array.from(shared), candidates };
+}
+
 export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): Promise<DataResult> {
   const t = plan.tree;
   const bs = opts.blockSize;
@@ -421,32 +461,16 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
   const packTail = (size: number) => opts.tailPacking || size < bs;
   const nBlocks = (size: number) => blockCount(size, bs, opts.tailPacking);
 
-  let totalBlocks = 0;
-  let tailFiles = 0;
-  let tailBytes = 0;
-  const sizes = new Float64Array(files.length);
-  for (let i = 0; i < files.length; i++) {
-    const size = t.size[files[i]];
-    sizes[i] = size;
-    totalBlocks += nBlocks(size);
-    const tail = packTail(size) ? size - Math.floor(size / bs) * bs : 0;
-    if (tail > 0) {
-      tailFiles++;
-      tailBytes += tail;
-    }
-  }
-  // Only a file whose size another file shares can be a duplicate: hash just those.
-  sizes.sort();
+  const { totalBlocks, tailFiles, tailBytes, sharedSizes, candidates } = sizeCensus(t, files, bs, opts.tailPacking);
   const sizeShared = (size: number): boolean => {
-    if (size === 0) return false;
     let lo = 0;
-    let hi = sizes.length;
+    let hi = sharedSizes.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (sizes[mid] < size) lo = mid + 1;
+      if (sharedSizes[mid] < size) lo = mid + 1;
       else hi = mid;
     }
-    return lo + 1 < sizes.length && sizes[lo + 1] === size;
+    return lo < sharedSizes.length && sharedSizes[lo] === size;
   };
   const cutBits = tailFiles === 0 ? 0 : Math.max(0, Math.min(24, Math.round(Math.log2((RUN_BLOCKS * bs) / (tailBytes / tailFiles)))));
   const cutMask = (1 << cutBits) - 1;
@@ -638,7 +662,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
     return openAndPlace(row, src, start, end);
   };
 
-  const seen = new DigestIndex();
+  const seen = new DigestIndex(candidates, (row) => t.size[row]);
   // A candidate's digest: its one piece's hash, or the hash of its pieces' hashes. The first is copied out of the
   // slot's metadata: a file's pieces may span tasks, and a task's slot may be reused before the file ends.
   const firstCopy = new Uint8Array(32);
