@@ -26,7 +26,14 @@ interface XzBinding {
   /** Bytes written to `out`; throws (error code LZMA_BUF_ERROR when `out` is too small, ...). */
   decode(input: Uint8Array, out: Uint8Array): number;
   version(): string;
+  /** An encoder for one .xz stream of any length, fed in pieces by xzStreamCode (liblzma's lzma_stream_encoder). */
+  xzStreamEncoder(dictSize: number): XzStreamHandle;
+  /** [bytes of input taken, bytes written to out, whether the stream ended]; input null finishes the stream. */
+  xzStreamCode(encoder: XzStreamHandle, input: Uint8Array | null, out: Uint8Array): [number, number, boolean];
 }
+
+declare const xzStream: unique symbol;
+type XzStreamHandle = { readonly [xzStream]: true };
 
 /** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
 export const xzBinding = nativeAddon<XzBinding>(nativeAddonPath(), "xz compression needs mkportable's native addon (liblzma binding), which",
@@ -296,10 +303,29 @@ export class XzCompressor extends BaseCompressor {
 }
 
 /** A whole file as one .xz stream (preset 6, 8 MiB dictionary, CRC32): what `xz -6` makes, for release folders. */
-export function xzWholeFile(data: Uint8Array): Uint8Array {
-  // Incompressible input grows by a little: liblzma's bound is about input + 1/4096 + headers.
-  const out = new Uint8Array(data.length + (data.length >> 8) + 65536);
-  const n = xzBinding().encode(data, 0, 8 << 20, out);
-  if (n < 0) throw new Error('xz: output larger than its bound');
-  return out.subarray(0, n);
+/**
+ * A whole file as one .xz stream (preset 6, 8 MiB dictionary, CRC32), read and written a piece at a time: memory
+ * is liblzma's encoder and a 1 MiB buffer, whatever the file's size. Each piece goes to `write` as it is made (and
+ * must be written before `write` resolves: the buffer is reused).
+ */
+export async function xzStreamFile(chunks: AsyncIterable<Uint8Array>, write: (bytes: Uint8Array) => Promise<void>): Promise<void> {
+  const xz = xzBinding();
+  const encoder = xz.xzStreamEncoder(8 << 20);
+  const out = new Uint8Array(1 << 20);
+  const drain = async (input: Uint8Array | null): Promise<void> => {
+    let rest = input;
+    for (;;) {
+      const [taken, written, ended] = xz.xzStreamCode(encoder, rest, out);
+      if (written > 0) await write(out.subarray(0, written)); // written before the next call reuses `out`
+      if (ended) return;
+      if (rest) {
+        rest = rest.subarray(taken);
+        if (rest.length === 0 && written < out.length) return;
+      } else if (written === 0) {
+        throw new Error('xz: the encoder stopped before the end of the stream');
+      }
+    }
+  };
+  for await (const chunk of chunks) await drain(chunk);
+  await drain(null);
 }

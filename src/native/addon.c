@@ -84,6 +84,8 @@ NAPI_MODULE_INIT() {
     {"encode", NULL, xz_encode, NULL, NULL, NULL, napi_enumerable, NULL},
     {"decode", NULL, xz_decode, NULL, NULL, NULL, napi_enumerable, NULL},
     {"version", NULL, xz_version, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"xzStreamEncoder", NULL, xz_stream_encoder, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"xzStreamCode", NULL, xz_stream_code, NULL, NULL, NULL, napi_enumerable, NULL},
     {"listXattrs", NULL, fs_list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setXattr", NULL, fs_set_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"nextData", NULL, fs_next_data, NULL, NULL, NULL, napi_enumerable, NULL},

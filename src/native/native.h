@@ -22,6 +22,8 @@ napi_value throw_errno(napi_env env, const char *call, int err);
 napi_value xz_encode(napi_env env, napi_callback_info info);
 napi_value xz_decode(napi_env env, napi_callback_info info);
 napi_value xz_version(napi_env env, napi_callback_info info);
+napi_value xz_stream_encoder(napi_env env, napi_callback_info info);
+napi_value xz_stream_code(napi_env env, napi_callback_info info);
 
 /* fs.c */
 /* One extended attribute's value (malloc'ed) into value and size, a size < 0 when it is to be left out (gone, not

@@ -109,9 +109,15 @@ async function sha256File(file: string): Promise<string> {
 /** Copies (and compresses) one file to `tmp`; returns the sha256 of what was written. */
 async function stage(source: string, tmp: string, compressed: string): Promise<string> {
   if (compressed === '.xz') {
-    const { xzWholeFile } = await import('../compress/xz.js');
-    const out = xzWholeFile(await fs.readFile(source));
-    await fs.writeFile(tmp, out, { flag: 'wx', mode: 0o644 });
+    const { xzStreamFile } = await import('../compress/xz.js');
+    const fh = await fs.open(tmp, 'wx', 0o644);
+    try {
+      await xzStreamFile(createReadStream(source, { highWaterMark: 1 << 20 }), async (bytes) => {
+        await fh.write(bytes);
+      });
+    } finally {
+      await fh.close();
+    }
   } else if (compressed === '.gz') {
     // No name and no time in the gzip header: the same image always compresses to the same bytes.
     await pipeline(createReadStream(source), createGzip({ level: 9 }), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }));
