@@ -102,6 +102,11 @@ export function blockCount(size: number, blockSize: number, tailPacking: boolean
   return tailPacking || size < blockSize ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
 }
 
+/** Bytes of a file that go in a fragment: what follows its last full block, when tails are packed (or it is small). */
+function tailLength(size: number, blockSize: number, tailPacking: boolean): number {
+  return tailPacking || size < blockSize ? size - Math.floor(size / blockSize) * blockSize : 0;
+}
+
 /** Free arena slots; acquire waits for one. Can be failed, releasing every waiter with the error. */
 class SlotPool {
   readonly #free: number[];
@@ -197,7 +202,6 @@ class DigestIndex {
 
   /** The row of an earlier file with the digest at digest[at..] and this size, or -1 after recording this one. */
   findOrAdd(digest: Uint8Array, at: number, size: number, row: number): number {
-    if (this.#count * 2 >= this.#slots.length) this.#rehash();
     const mask = this.#slots.length - 1;
     let s = (digest[at] | (digest[at + 1] << 8) | (digest[at + 2] << 16) | (digest[at + 3] << 24)) & mask;
     for (;;) {
@@ -206,8 +210,9 @@ class DigestIndex {
       if (this.#sizeOf(this.#rows[id]) === size && this.#same(id, digest, at)) return this.#rows[id];
       s = (s + 1) & mask;
     }
+    // Each candidate file is recorded once, and the table was sized for all of them (at most half full).
+    if (this.#count === this.#rows.length) throw new Error('duplicate index: more files than the candidates counted');
     const id = this.#count++;
-    if (id === this.#rows.length) this.#growEntries();
     for (let i = 0; i < 16; i++) this.#digests[id * 16 + i] = digest[at + i];
     this.#rows[id] = row;
     this.#slots[s] = id;
@@ -218,28 +223,6 @@ class DigestIndex {
     const d = this.#digests;
     for (let i = 0; i < 16; i++) if (d[id * 16 + i] !== digest[at + i]) return false;
     return true;
-  }
-
-  #growEntries(): void {
-    const n = this.#rows.length * 2;
-    const digests = new Uint8Array(16 * n);
-    digests.set(this.#digests);
-    const rows = new Uint32Array(n);
-    rows.set(this.#rows);
-    this.#digests = digests;
-    this.#rows = rows;
-  }
-
-  #rehash(): void {
-    const slots = new Int32Array(this.#slots.length * 2).fill(-1);
-    const mask = slots.length - 1;
-    const d = this.#digests;
-    for (let id = 0; id < this.#count; id++) {
-      let s = (d[id * 16] | (d[id * 16 + 1] << 8) | (d[id * 16 + 2] << 16) | (d[id * 16 + 3] << 24)) & mask;
-      while (slots[s] >= 0) s = (s + 1) & mask;
-      slots[s] = id;
-    }
-    this.#slots = slots;
   }
 }
 
@@ -432,7 +415,7 @@ function sizeCensus(t: PackedTree, files: Uint32Array, bs: number, tailPacking: 
     const size = t.size[files[i]];
     sizes[i] = size;
     totalBlocks += blockCount(size, bs, tailPacking);
-    const tail = tailPacking || size < bs ? size - Math.floor(size / bs) * bs : 0;
+    const tail = tailLength(size, bs, tailPacking);
     if (tail > 0) {
       tailFiles++;
       tailBytes += tail;
@@ -458,7 +441,6 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
   const bs = opts.blockSize;
   const files = plan.files;
   const n = t.count;
-  const packTail = (size: number) => opts.tailPacking || size < bs;
   const nBlocks = (size: number) => blockCount(size, bs, opts.tailPacking);
 
   const { totalBlocks, tailFiles, tailBytes, sharedSizes, candidates } = sizeCensus(t, files, bs, opts.tailPacking);
@@ -525,7 +507,7 @@ export async function writeData(plan: Plan, out: ImageFile, opts: DataOptions): 
         continue;
       }
       const blocks = nBlocks(size);
-      const tail = packTail(size) ? size - blocks * bs : 0;
+      const tail = tailLength(size, bs, opts.tailPacking);
       const candidate = sizeShared(size);
       const blockFlags = Piece.COMPRESS | Piece.SPARSE | (opts.hashBlocks || candidate ? Piece.HASH : 0);
       const tailFlags = Piece.END | (candidate ? Piece.HASH : 0);

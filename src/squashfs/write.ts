@@ -15,7 +15,7 @@ import type { ImageTree } from '../plan/tree.js';
 import { incompressibleCheck } from '../native/entropy.js';
 import { cacheFolder, recordAndTrim, DEFAULT_CACHE_CAP, type TrimResult } from './block-cache.js';
 import { ByteBuilder } from './bytes.js';
-import { arenaLayout, blockCount, writeData, type DataProgress, type DataResult, type FileLayouts } from './data.js';
+import { arenaLayout, blockCount, writeData, type DataProgress, type FileLayouts } from './data.js';
 import { writeListing, type ListingEntries } from './directory.js';
 import { writeExportTable } from './export-table.js';
 import {
@@ -269,16 +269,14 @@ export async function writeSquashfs(
     }
 
     const onProgress = opts.onProgress;
-    const data: Partial<Pick<DataResult, 'layouts'>> & Omit<DataResult, 'layouts'> = await writeData(plan, out, {
+    const data = await writeData(plan, out, {
       blockSize, tailPacking, pool, taskSlots: layout.taskSlots, hashBlocks: folder !== null,
       onProgress: onProgress && ((p) => onProgress({ ...p, totalBytes: dataBytes, totalFiles: plan.files.length })),
     });
     if (pool instanceof CompressionPool) await pool.close();
     await out.sync();
 
-    const tables = writeTables(plan, out, compressor, data.layouts!, blockSize, tailPacking);
-    // The file layouts (~20 bytes a file) are garbage once the inodes hold them: the later tables need none.
-    delete data.layouts;
+    const tables = writeTables(plan, out, compressor, data.layouts, blockSize, tailPacking);
     sb.rootInode = BigInt(tables.refs[0]);
     sb.inodeTable = BigInt(tables.inodeTable);
     sb.directoryTable = BigInt(tables.directoryTable);

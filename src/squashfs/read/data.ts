@@ -163,8 +163,10 @@ export class DataReader {
       at += b.expected;
       if (at <= offset) continue;
       if (from >= end) return out;
-      // A sparse block takes no room: the next block is stored where it would be, so only stored blocks are kept.
-      const data = b.stored === 0 ? new Uint8Array(b.expected) : await this.#recent.get(b.pos, () => this.#blockData(b));
+      // A sparse block reads as the zeros `out` already holds (and takes no room: the next block is stored at its
+      // position, so only stored blocks are kept by position).
+      if (b.stored === 0) continue;
+      const data = await this.#recent.get(b.pos, () => this.#blockData(b));
       const lo = Math.max(offset, from);
       out.set(data.subarray(lo - from, Math.min(end, at) - from), lo - offset);
     }
