@@ -10,8 +10,9 @@
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
  *   copy                           memmove between byte arrays, shared memory included (copy.c)
  *   incompressible                 whether a block is not worth compressing (evenly spread bytes, no repeats; entropy.c)
+ *   taskPool*                      the writer's data path for plain lz4 in native threads (tasks.c)
  *
- * Everything is synchronous: xz and zlib run in mkportable's own worker threads, and the file-system calls are a
+ * Everything but the task pool is synchronous: xz and zlib run in mkportable's own worker threads, and the file-system calls are a
  * few system calls each. No global state but per-thread deflate streams (napi instance data), so it loads in any
  * number of worker threads (NAPI_MODULE_INIT is context-aware).
  * Built by node-gyp when npm installs mkportable.
@@ -98,6 +99,10 @@ NAPI_MODULE_INIT() {
     {"lz4Version", NULL, lz4_library_version, NULL, NULL, NULL, napi_enumerable, NULL},
     {"copy", NULL, mem_copy, NULL, NULL, NULL, napi_enumerable, NULL},
     {"incompressible", NULL, entropy_incompressible, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"taskPoolAvailable", NULL, task_pool_available, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"taskPoolCreate", NULL, task_pool_create, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"taskPoolRun", NULL, task_pool_run, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"taskPoolClose", NULL, task_pool_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

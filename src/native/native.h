@@ -51,6 +51,12 @@ napi_value entropy_incompressible(napi_env env, napi_callback_info info);
 /* copy.c */
 napi_value mem_copy(napi_env env, napi_callback_info info);
 
+/* tasks.c */
+napi_value task_pool_available(napi_env env, napi_callback_info info);
+napi_value task_pool_create(napi_env env, napi_callback_info info);
+napi_value task_pool_run(napi_env env, napi_callback_info info);
+napi_value task_pool_close(napi_env env, napi_callback_info info);
+
 /* scan.c */
 napi_value fs_scan_async(napi_env env, napi_callback_info info);
 #endif

@@ -18,6 +18,13 @@ export interface TaskRunner {
   readonly arena: Arena;
 }
 
+/** A runner the writer makes, starts and closes itself (the worker pool, or the native one). */
+export interface OwnedRunner extends TaskRunner {
+  /** Get ready now rather than on first use. */
+  start(): void;
+  close(): Promise<void>;
+}
+
 interface Pending {
   resolve: (r: TaskResult) => void;
   reject: (e: Error) => void;
@@ -44,7 +51,7 @@ function startWorker(setup: WorkerSetup): Worker {
   return new Worker(bootstrap, { eval: true, workerData: setup });
 }
 
-export class CompressionPool implements TaskRunner {
+export class CompressionPool implements OwnedRunner {
   readonly #setup: WorkerSetup;
   readonly #size: number;
   readonly #slots: Slot[] = [];

@@ -49,23 +49,11 @@ function readError(piece: number, e: unknown): ReadError {
   return new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e), ...(typeof code === 'string' ? { code } : {}) });
 }
 
-/** The error of a failed native read (-errno), shaped like Node's ("ENOENT: no such file or directory, open '…'"). */
-function errnoFailure(piece: number, errno: number, path: Uint8Array): ReadError {
-  const code = getSystemErrorName(errno);
-  const text = getSystemErrorMap().get(errno)?.[1] ?? 'system error';
-  return new ReadError({ piece, kind: 'error', message: `${code}: ${text}, open '${Buffer.from(path).toString()}'`, code });
-}
-
-/** A file's last block lies in a hole, so it is not read: its last byte must be there and nothing after it. */
-function checkEnd(fd: number, piece: number, scratch: Uint8Array, size: number): void {
-  let n: number;
-  try {
-    n = readSync(fd, scratch, 0, 2, size - 1);
-  } catch (e) {
-    throw readError(piece, e);
-  }
-  if (n === 0) throw new ReadError({ piece, kind: 'shrank', got: null });
-  if (n > 1) throw new ReadError({ piece, kind: 'grew' });
+/** Why a native read failed (errno), shaped like Node's errors ("ENOENT: no such file or directory, open '…'"). */
+export function errnoReadFailure(piece: number, errno: number, path: Uint8Array): ReadFailure {
+  const code = getSystemErrorName(-errno); // Node numbers system errors as libuv does: negative
+  const text = getSystemErrorMap().get(-errno)?.[1] ?? 'system error';
+  return { piece, kind: 'error', message: `${code}: ${text}, open '${Buffer.from(path).toString()}'`, code };
 }
 
 /** A task runner with its own compressor, cache handle and buffers. */
@@ -120,7 +108,7 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
           // A whole file in one piece (most small files): opened, read and closed in one native call.
           if (compress && input.length < length + 1) input = Buffer.alloc(length + 1);
           const n = readFile(task.paths, pathStart(slot), task.pathEnds[slot], compress ? input : data, compress ? 0 : at, length);
-          if (n < 0) throw errnoFailure(i, n, path(slot));
+          if (n < 0) throw new ReadError(errnoReadFailure(i, -n, path(slot)));
           if (n < length) throw new ReadError({ piece: i, kind: 'shrank', got: n });
           if (n > length) throw new ReadError({ piece: i, kind: 'grew' });
           bytes = compress ? input.subarray(0, length) : data.subarray(at, at + length);

@@ -46,8 +46,9 @@ import {
 import { MetadataWriter } from './metadata.js';
 import { ImageFile } from './output.js';
 import { clampTime, planImage, xattrIndex, type Plan } from './plan.js';
-import { CompressionPool, type TaskRunner } from './pool.js';
-import { createArena, type WorkerCounters } from './task.js';
+import { NativeTaskPool, nativeDataPath } from './native-pool.js';
+import { CompressionPool, type OwnedRunner, type TaskRunner } from './pool.js';
+import { createArena, type Arena, type WorkerCounters } from './task.js';
 import { writeXattrTables } from './xattr-table.js';
 
 export interface BlockCacheOptions {
@@ -199,6 +200,11 @@ function writeTables(plan: Plan, out: ImageFile, compressor: ReturnType<typeof c
 const KIND_TYPE: number[] = [];
 for (const [name, code] of Object.entries(Kind)) if (name !== 'hardlink') KIND_TYPE[code] = basicType(name as Exclude<keyof typeof Kind, 'hardlink'>);
 
+/** The data path for this compressor: native threads for plain lz4 (native-pool.ts), worker threads otherwise. */
+function ownPool(spec: CompressorSpec, workers: number, arena: Arena, folder: string | null): OwnedRunner {
+  return nativeDataPath(spec, folder) ? new NativeTaskPool(spec, workers, arena) : new CompressionPool(spec, workers, arena, folder);
+}
+
 /**
  * Write `tree` to `outFile`. `tree` may be a function that makes it: it is then called once the workers are
  * starting, so that they boot while the tree is planned (pack walks its folder meanwhile).
@@ -218,20 +224,21 @@ export async function writeSquashfs(
   const folder = cacheOpts ? cacheFolder(cacheOpts.dir, identity) : null;
   const workers = opts.runner?.size ?? opts.workers ?? os.availableParallelism();
   const layout = arenaLayout(workers, blockSize);
-  const pool = opts.runner ?? new CompressionPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
+  const owned = opts.runner ? null : ownPool(compressor.spec, workers, createArena(layout.slotSize, layout.slots), folder);
+  const pool = opts.runner ?? owned!;
   const later = typeof tree === 'function';
-  if (later && pool instanceof CompressionPool) pool.start(); // the workers boot while the tree is made
+  if (later) owned?.start(); // the workers boot while the tree is made
   let plan: Plan;
   try {
     plan = planImage(later ? await tree() : tree);
   } catch (e) {
-    if (pool instanceof CompressionPool) await pool.close();
+    await owned?.close();
     throw e;
   }
   const t = plan.tree;
   let dataBytes = 0;
   for (const row of plan.files) dataBytes += t.size[row];
-  if (pool instanceof CompressionPool && dataBytes > 0) pool.start(); // workers boot while we open files
+  if (dataBytes > 0) owned?.start(); // workers boot while we open files
 
   const sb: Superblock = {
     inodeCount: plan.inodeCount,
@@ -273,7 +280,7 @@ export async function writeSquashfs(
       blockSize, tailPacking, pool, taskSlots: layout.taskSlots, hashBlocks: folder !== null,
       onProgress: onProgress && ((p) => onProgress({ ...p, totalBytes: dataBytes, totalFiles: plan.files.length })),
     });
-    if (pool instanceof CompressionPool) await pool.close();
+    await owned?.close();
     await out.sync();
 
     const tables = writeTables(plan, out, compressor, data.layouts, blockSize, tailPacking);
@@ -305,6 +312,6 @@ export async function writeSquashfs(
     if (isMkportableError(e)) throw e;
     throw new MkportableError('OUTPUT_FAILED', `${outFile}: cannot write: ${systemReason(e)}`, outFile);
   } finally {
-    if (pool instanceof CompressionPool) await pool.close();
+    await owned?.close();
   }
 }
