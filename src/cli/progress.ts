@@ -4,7 +4,8 @@
  * drawn by cli-progress. Not on a terminal, or with --json: nothing but the result. --progress=bar|plain|none
  * chooses (plain: the step lines, and one line when the data is written).
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressModule from 'cli-progress';
 import type { WriteProgress } from '../squashfs/write.js';
 
 export type ProgressMode = 'bar' | 'plain' | 'none';
@@ -69,7 +70,9 @@ export function createProgress(mode: ProgressMode, stream: ProgressStream): Prog
     };
   }
 
-  let bar: cliProgress.SingleBar | null = null;
+  // Loaded only for a bar: the other modes are every run off a terminal.
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
+  let bar: cliProgressModule.SingleBar | null = null;
   let started = 0;
   const stop = () => {
     bar?.stop();
