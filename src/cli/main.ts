@@ -100,7 +100,7 @@ const PACK: CommandSpec = {
     { name: 'squashfs-tools', type: 'string', arg: 'PATH', help: 'write with this mksquashfs (the binary or the folder holding it)', note: '(default: the native writer)' },
     { name: 'no-cache', type: 'boolean', help: 'neither use nor fill the block cache in $XDG_CACHE_HOME/mkportable' },
     { name: 'cache-size', type: 'string', arg: 'SIZE', help: 'block cache cap, e.g. 2G, 512M; least recently used blocks go first', note: '(default: 1G)' },
-    PROGRESS,
+    { ...PROGRESS, note: '(default: bar on a terminal, none otherwise)' }, // pack has no --json
   ],
   footer: 'Exit status: 0 success, 1 failure (nothing is written), 2 usage error.',
   positionals: { min: 2, max: 2, message: 'pack takes a folder and an image path' },

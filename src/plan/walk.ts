@@ -51,7 +51,7 @@ const native = nativeAddon<{ scanAsync(dir: Buffer): Promise<Scanned> }>(nativeA
   'install liblzma-dev and zlib1g-dev (apt-get install liblzma-dev zlib1g-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
 /** Directories being listed ahead of the walk: enough to keep a few cores busy, few enough to hold little. */
-const AHEAD = 6;
+const AHEAD = 24;
 
 function scan(dir: Buffer): Promise<Scanned> {
   const listing = native().scanAsync(dir).catch((e: unknown) => {
