@@ -220,18 +220,25 @@ napi_value fs_read_file(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "readFile: range out of bounds");
     return NULL;
   }
-  size_t plen = (size_t)(end - start);
   char path[4097];
-  if (plen >= sizeof path) return make_number(env, -ENAMETOOLONG);
-  memcpy(path, paths + start, plen);
-  path[plen] = 0;
-  if (memchr(path, 0, plen)) return make_number(env, -ENOENT);
+  int e = terminated_path(paths + start, (size_t)(end - start), path, sizeof path);
+  return make_number(env, e ? -e : (double)read_small_file(path, dst + at, (size_t)length));
+}
+
+int terminated_path(const uint8_t *p, size_t n, char *buf, size_t cap) {
+  if (n >= cap) return ENAMETOOLONG;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+  return memchr(buf, 0, n) ? ENOENT : 0;
+}
+
+ssize_t read_small_file(const char *path, uint8_t *dst, size_t length) {
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return make_number(env, -errno);
-  size_t want = (size_t)length + 1, done = 0;
+  if (fd < 0) return -errno;
+  size_t want = length + 1, done = 0;
   int err = 0;
   while (done < want) {
-    ssize_t n = pread(fd, dst + at + done, want - done, (off_t)done);
+    ssize_t n = pread(fd, dst + done, want - done, (off_t)done);
     if (n < 0) {
       if (errno == EINTR) continue;
       err = errno;
@@ -239,8 +246,8 @@ napi_value fs_read_file(napi_env env, napi_callback_info info) {
     }
     if (n == 0) break;
     done += (size_t)n;
-    if (done == (size_t)length) break;
+    if (done == length) break;
   }
   close(fd);
-  return make_number(env, err ? -err : (double)done);
+  return err ? -err : (ssize_t)done;
 }

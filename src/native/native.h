@@ -34,6 +34,10 @@ napi_value fs_set_xattr(napi_env env, napi_callback_info info);
 napi_value fs_next_data(napi_env env, napi_callback_info info);
 napi_value fs_next_hole(napi_env env, napi_callback_info info);
 napi_value fs_read_file(napi_env env, napi_callback_info info);
+/* path[0, n) NUL-terminated into buf[0, cap): 0, or ENAMETOOLONG, or ENOENT when the bytes hold a NUL. */
+int terminated_path(const uint8_t *path, size_t n, char *buf, size_t cap);
+/* readFile's read without JavaScript (any thread): the bytes read (up to length + 1), or -errno. */
+ssize_t read_small_file(const char *path, uint8_t *dst, size_t length);
 
 /* zlib.c */
 napi_value zlib_deflate(napi_env env, napi_callback_info info);

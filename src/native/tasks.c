@@ -98,16 +98,11 @@ static int slot_path(const task_t *t, size_t slot, char *buf, size_t cap) {
   if (slot >= t->slots) return EINVAL;
   size_t start = slot == 0 ? 0 : t->path_ends[slot - 1], end = t->path_ends[slot];
   if (end < start || end > t->paths_len) return EINVAL;
-  size_t n = end - start;
-  if (n >= cap) return ENAMETOOLONG;
-  memcpy(buf, t->paths + start, n);
-  buf[n] = 0;
-  if (memchr(buf, 0, n)) return ENOENT;
-  return 0;
+  return terminated_path(t->paths + start, end - start, buf, cap);
 }
 
 /* pread until `want` bytes or the end of the file: the bytes read, or -errno. */
-static ssize_t read_at(int fd, uint8_t *into, size_t want, uint64_t offset, bool stop_at_length, size_t length) {
+static ssize_t read_at(int fd, uint8_t *into, size_t want, uint64_t offset) {
   size_t done = 0;
   while (done < want) {
     ssize_t n = pread(fd, into + done, want - done, (off_t)(offset + done));
@@ -117,7 +112,6 @@ static ssize_t read_at(int fd, uint8_t *into, size_t want, uint64_t offset, bool
     }
     if (n == 0) break;
     done += (size_t)n;
-    if (stop_at_length && done == length) break;
   }
   return (ssize_t)done;
 }
@@ -185,13 +179,7 @@ static bool run_task(pool_t *p, task_t *t, scratch_t *s) {
           ok = fail(t, SYSTEM, (int)i, e, -1, NULL);
           break;
         }
-        int f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (f < 0) {
-          ok = fail(t, SYSTEM, (int)i, errno, -1, NULL);
-          break;
-        }
-        ssize_t n = read_at(f, into, length + 1, 0, true, length);
-        close(f);
+        ssize_t n = read_small_file(path, into, length);
         if (n < 0) ok = fail(t, SYSTEM, (int)i, (int)-n, -1, NULL);
         else if ((size_t)n < length) ok = fail(t, SHRANK, (int)i, 0, (double)n, NULL);
         else if ((size_t)n > length) ok = fail(t, GREW, (int)i, 0, -1, NULL);
@@ -212,7 +200,7 @@ static bool run_task(pool_t *p, task_t *t, scratch_t *s) {
           }
           fd_slot = slot;
         }
-        ssize_t n = read_at(fd, into, end ? length + 1 : length, offset, false, length);
+        ssize_t n = read_at(fd, into, end ? length + 1 : length, offset);
         if (n < 0) ok = fail(t, SYSTEM, (int)i, (int)-n, -1, NULL);
         else if ((size_t)n < length) ok = fail(t, SHRANK, (int)i, 0, (double)(offset + (uint64_t)n), NULL);
         else if (end && (size_t)n > length) ok = fail(t, GREW, (int)i, 0, -1, NULL);

@@ -9,8 +9,7 @@ import { fastCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { optionalNative } from '../native/optional.js';
 import type { OwnedRunner } from './pool.js';
-import { errnoReadFailure } from './run-task.js';
-import { PIECE_FIELDS, TASK_PIECES, type Arena, type TaskRequest, type TaskResult } from './task.js';
+import { PIECE_FIELDS, TASK_PIECES, errnoReadFailure, slotPath, type Arena, type TaskRequest, type TaskResult } from './task.js';
 
 type Handle = object;
 type OnDone = (id: number, length: number, kind: number, piece: number, got: number, errno: number, message: string | undefined) => void;
@@ -93,7 +92,7 @@ export class NativeTaskPool implements OwnedRunner {
     const result: TaskResult = { id, length };
     if (kind === Kind.SHRANK) result.failure = { piece, kind: 'shrank', got: got < 0 ? null : got };
     else if (kind === Kind.GREW) result.failure = { piece, kind: 'grew' };
-    else if (kind === Kind.SYSTEM) result.failure = errnoReadFailure(piece, errno, slotPath(p.task, piece));
+    else if (kind === Kind.SYSTEM) result.failure = errnoReadFailure(piece, errno, slotPath(p.task, p.task.pieces[piece * PIECE_FIELDS]));
     else if (kind === Kind.OTHER) result.error = message ?? 'native task failed';
     p.resolve(result);
   };
@@ -106,11 +105,4 @@ export class NativeTaskPool implements OwnedRunner {
     this.#pending.clear();
     for (const p of pending) p.reject(new Error('compression pool is closed'));
   }
-}
-
-/** The host path of the file a task's piece reads. */
-function slotPath(task: TaskRequest, piece: number): Uint8Array {
-  const slot = task.pieces[piece * PIECE_FIELDS];
-  const start = slot === 0 ? 0 : task.pathEnds[slot - 1];
-  return task.paths.subarray(start, task.pathEnds[slot]);
 }

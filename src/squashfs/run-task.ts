@@ -6,13 +6,12 @@
  */
 import { hash as digest } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { incompressibleCheck } from '../native/entropy.js';
 import { nativeReadFile } from '../native/fs.js';
 import { createCompressor } from '../compress/registry.js';
 import type { CompressorSpec } from '../compress/types.js';
 import { BlockCache, emptyCounters } from './block-cache.js';
-import { PIECE_FIELDS, Piece, Stored, resultSlack, slotHashes, slotMeta, slotView, type Arena, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
+import { PIECE_FIELDS, Piece, Stored, errnoReadFailure, pathStart, resultSlack, slotHashes, slotMeta, slotPath, slotView, type Arena, type ReadFailure, type TaskRequest, type TaskResult } from './task.js';
 
 export interface WorkerSetup {
   spec: CompressorSpec;
@@ -49,13 +48,6 @@ function readError(piece: number, e: unknown): ReadError {
   return new ReadError({ piece, kind: 'error', message: e instanceof Error ? e.message : String(e), ...(typeof code === 'string' ? { code } : {}) });
 }
 
-/** Why a native read failed (errno), shaped like Node's errors ("ENOENT: no such file or directory, open '…'"). */
-export function errnoReadFailure(piece: number, errno: number, path: Uint8Array): ReadFailure {
-  const code = getSystemErrorName(-errno); // Node numbers system errors as libuv does: negative
-  const text = getSystemErrorMap().get(-errno)?.[1] ?? 'system error';
-  return { piece, kind: 'error', message: `${code}: ${text}, open '${Buffer.from(path).toString()}'`, code };
-}
-
 /** A task runner with its own compressor, cache handle and buffers. */
 export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskResult {
   const compressor = createCompressor(setup.spec);
@@ -86,11 +78,6 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
     let fd = -1;
     let fdSlot = -1;
     const before = cache ? { ...cache.counters } : null;
-    const pathStart = (slot: number) => (slot === 0 ? 0 : task.pathEnds[slot - 1]);
-    const path = (slot: number) => {
-      const start = pathStart(slot);
-      return Buffer.from(task.paths.buffer, task.paths.byteOffset + start, task.pathEnds[slot] - start);
-    };
     try {
       for (let i = 0; i < count; i++) {
         const p = i * PIECE_FIELDS;
@@ -107,8 +94,8 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
         } else if (readFile && slot !== fdSlot && offset === 0 && end && !(flags & Piece.HOLE)) {
           // A whole file in one piece (most small files): opened, read and closed in one native call.
           if (compress && input.length < length + 1) input = Buffer.alloc(length + 1);
-          const n = readFile(task.paths, pathStart(slot), task.pathEnds[slot], compress ? input : data, compress ? 0 : at, length);
-          if (n < 0) throw new ReadError(errnoReadFailure(i, -n, path(slot)));
+          const n = readFile(task.paths, pathStart(task, slot), task.pathEnds[slot], compress ? input : data, compress ? 0 : at, length);
+          if (n < 0) throw new ReadError(errnoReadFailure(i, -n, slotPath(task, slot)));
           if (n < length) throw new ReadError({ piece: i, kind: 'shrank', got: n });
           if (n > length) throw new ReadError({ piece: i, kind: 'grew' });
           bytes = compress ? input.subarray(0, length) : data.subarray(at, at + length);
@@ -117,7 +104,7 @@ export function makeTaskRunner(setup: WorkerSetup): (task: TaskRequest) => TaskR
             if (fd >= 0) closeSync(fd);
             fd = -1;
             try {
-              fd = openSync(path(slot), 'r');
+              fd = openSync(slotPath(task, slot), 'r');
             } catch (e) {
               throw readError(i, e);
             }

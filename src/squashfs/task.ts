@@ -9,6 +9,7 @@
  * names the slot its result goes in (and the slot holding its inline bytes); no big buffer ever moves between
  * threads, so nothing is allocated per block and memory is the arena, whatever the size of the tree.
  */
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import type { CacheCounters } from './block-cache.js';
 
 /** Piece flags. */
@@ -87,6 +88,20 @@ export type ReadFailure =
   | { piece: number; kind: 'shrank'; got: number | null }
   | { piece: number; kind: 'grew' }
   | { piece: number; kind: 'error'; message: string; code?: string };
+
+/** Where file slot `slot`'s host path starts in task.paths (it ends at task.pathEnds[slot]). */
+export const pathStart = (task: TaskRequest, slot: number): number => (slot === 0 ? 0 : task.pathEnds[slot - 1]);
+
+/** The host path of a task's file slot (a view of task.paths). */
+export const slotPath = (task: TaskRequest, slot: number): Buffer =>
+  Buffer.from(task.paths.buffer, task.paths.byteOffset + pathStart(task, slot), task.pathEnds[slot] - pathStart(task, slot));
+
+/** Why a native read failed (errno), shaped like Node's errors ("ENOENT: no such file or directory, open '…'"). */
+export function errnoReadFailure(piece: number, errno: number, path: Uint8Array): ReadFailure {
+  const code = getSystemErrorName(-errno); // Node numbers system errors as libuv does: negative
+  const text = getSystemErrorMap().get(-errno)?.[1] ?? 'system error';
+  return { piece, kind: 'error', message: `${code}: ${text}, open '${Buffer.from(path).toString()}'`, code };
+}
 
 /**
  * A task's result: the bytes are in its out slot, and what each piece became in the slot's metadata (slotMeta:
