@@ -1,16 +1,24 @@
 /**
  * gzip in squashfs: zlib streams (RFC 1950), as mksquashfs's gzip_wrapper.c writes them with deflateInit2(level,
  * Z_DEFLATED, window, memLevel 8, strategy). Inflating (the reader) uses Node's zlib: any correct inflate reads any
- * stream. Deflating has two engines, with a trade-off measured on a tree of /usr/share's shape (README, benchmarks):
+ * stream. Deflating has three engines, all called through the addon (native/zlib.c), measured on 128 KiB blocks of
+ * ELF files, of /usr/share and of the generated tree (README, benchmarks):
  *
- *   node    Node's bundled zlib, Chromium's fork (the default): about 0.8x the CPU of the system zlib, images about
- *           1.3% larger (its SIMD string hashing finds slightly fewer matches at the same level). Called through the
- *           addon (the zlib Node exports to addons, with one stream kept per thread) when it loads: the same bytes as
- *           zlib.deflateSync, without a new stream and its allocations per block (which cost each worker tens of
- *           MiB of memory freed late); zlib.deflateSync otherwise.
- *   system  our binding to the system libz (native/zlib.c), the library mksquashfs uses: the same deflate choices,
- *           so the same sizes as mksquashfs, at mksquashfs's speed. MKPORTABLE_GZIP=system selects it.
+ *   libdeflate  the system libdeflate (the default where libdeflate.so.0 is installed): better matches than zlib
+ *               in a fraction of its time. A zlib level keeps its meaning — level L compresses at least as well as
+ *               zlib's level L did on all three — through LIBDEFLATE_LEVEL; level 9 runs libdeflate's 7: 0.6-0.8%
+ *               smaller than zlib -9, in 0.17-0.52x its CPU. It has no smaller windows and no strategies: those
+ *               specs fall back to the next engine.
+ *   node        Node's bundled zlib, Chromium's fork (the default without libdeflate): about 0.8x the CPU of the
+ *               system zlib, images about 1.3% larger. Through the addon (the zlib Node exports to addons, one
+ *               stream kept per thread) when it loads, zlib.deflateSync otherwise.
+ *   system      the system libz, the library mksquashfs uses: the same deflate choices, so the same sizes as
+ *               mksquashfs, at mksquashfs's speed.
+ *
+ * MKPORTABLE_GZIP=libdeflate|node|system picks one (libdeflate then must load).
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import zlib from 'node:zlib';
 import { Compression } from '../squashfs/format.js';
 import {
@@ -27,6 +35,7 @@ import {
   type OptionWord,
 } from './common.js';
 import type { CompressorSpec } from './types.js';
+import { MkportableError } from '../errors.js';
 import { nativeAddonPath } from '../package-root.js';
 
 interface ZlibBinding {
@@ -38,6 +47,7 @@ interface ZlibBinding {
 /** The addon's engine numbers (native/zlib.c). */
 const SYSTEM_ZLIB = 0;
 const NODE_ZLIB = 1;
+const LIBDEFLATE = 2;
 
 /** The addon's deflate through Node's own zlib, or null when the addon or the export is missing. */
 let nodeZlib: ZlibBinding | null | undefined;
@@ -55,16 +65,75 @@ function nodeZlibBinding(): ZlibBinding | null {
 }
 
 /** Exported for the check that runs before a build starts (registry's requireCompressorLibrary). */
-export const gzipBinding = nativeAddon<ZlibBinding>(nativeAddonPath(), "gzip with the system zlib needs mkportable's native addon, which",
+export const gzipBinding = nativeAddon<ZlibBinding>(nativeAddonPath(), "gzip with the system zlib or libdeflate needs mkportable's native addon, which",
   'install zlib1g-dev and liblzma-dev (apt-get install zlib1g-dev liblzma-dev) and run `npm rebuild mkportable` where mkportable is installed');
 
-export type GzipEngine = 'node' | 'system';
-/** The deflate engine for this process: MKPORTABLE_GZIP=system, or Node's zlib. */
-export const GZIP_ENGINE: GzipEngine = process.env.MKPORTABLE_GZIP === 'system' ? 'system' : 'node';
+/**
+ * libdeflate's level for zlib's level L (index L): the lowest whose blocks were no larger than zlib's at L on each of
+ * the three samples above (ELF, /usr/share, the generated tree).
+ */
+export const LIBDEFLATE_LEVEL = [0, 1, 2, 2, 3, 6, 7, 7, 7, 7] as const;
 
-/** The zlib doing the deflating. */
-export const gzipLibraryVersion = (): string =>
-  GZIP_ENGINE === 'system' ? `system zlib ${gzipBinding().zlibVersion()}` : `node zlib ${process.versions.zlib}`;
+/** The libdeflate file the addon loaded and the SHA-256 of its bytes (what decides its output), or null without it. */
+let libdeflate: { path: string; digest: string } | null | undefined;
+function libdeflateLibrary(): { path: string; digest: string } | null {
+  if (libdeflate === undefined) {
+    try {
+      const file = gzipBinding().zlibVersion(LIBDEFLATE);
+      libdeflate = { path: file, digest: createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16) };
+    } catch {
+      libdeflate = null;
+    }
+  }
+  return libdeflate;
+}
+
+export type GzipEngine = 'libdeflate' | 'node' | 'system';
+const ENGINE_CHOICE = process.env.MKPORTABLE_GZIP;
+
+/** Whether libdeflate can make this spec's streams: a 32 KiB window and the default strategy only. */
+const libdeflateTakes = (spec: CompressorSpec): boolean => spec.windowBits === GZIP_DEFAULT_WINDOW && spec.strategies === 0;
+
+/** The engine that deflates a (normalized) spec in this process. */
+export function gzipEngine(spec: CompressorSpec): GzipEngine {
+  if (ENGINE_CHOICE !== undefined && ENGINE_CHOICE !== '' && !['libdeflate', 'node', 'system'].includes(ENGINE_CHOICE)) {
+    throw new MkportableError('CONFIG_INVALID', `MKPORTABLE_GZIP: "${ENGINE_CHOICE}" is not libdeflate, node or system`, 'MKPORTABLE_GZIP');
+  }
+  if (ENGINE_CHOICE === 'system') return 'system';
+  if (ENGINE_CHOICE === 'node') return 'node';
+  if (!libdeflateTakes(spec)) return 'node';
+  if (ENGINE_CHOICE === 'libdeflate' || libdeflateLibrary()) return 'libdeflate';
+  return 'node';
+}
+
+/** The library doing a spec's deflating, with what identifies its output (its version, or its file's digest). */
+export function gzipLibraryVersion(spec: CompressorSpec): string {
+  switch (gzipEngine(spec)) {
+    case 'system':
+      return `system zlib ${gzipBinding().zlibVersion()}`;
+    case 'libdeflate': {
+      const lib = libdeflateLibrary();
+      if (!lib) gzipBinding().zlibVersion(LIBDEFLATE); // throws: why libdeflate did not load
+      return `libdeflate ${lib!.digest} level ${LIBDEFLATE_LEVEL[spec.level!]}`;
+    }
+    case 'node':
+      return `node zlib ${process.versions.zlib}`;
+  }
+}
+
+/** Load what a spec's engine needs now, so a missing library stops a build before any work (ADDON_MISSING). */
+export function requireGzipEngine(spec: CompressorSpec): void {
+  const s = normalizeGzip(spec);
+  const engine = gzipEngine(s);
+  if (engine === 'node') return;
+  try {
+    gzipBinding().zlibVersion(engine === 'system' ? SYSTEM_ZLIB : LIBDEFLATE);
+  } catch (e) {
+    if (e instanceof MkportableError) throw e;
+    const fix = engine === 'system' ? 'install zlib1g (apt-get install zlib1g)' : 'install libdeflate0 (apt-get install libdeflate0), or unset MKPORTABLE_GZIP';
+    throw new MkportableError('ADDON_MISSING', `MKPORTABLE_GZIP=${engine}: ${(e as Error).message}: ${fix}`, engine);
+  }
+}
 
 export const GZIP_DEFAULT_LEVEL = 9;
 export const GZIP_DEFAULT_WINDOW = 15;
@@ -146,6 +215,7 @@ export class GzipCompressor extends BaseCompressor {
   readonly id = Compression.GZIP;
   readonly spec: CompressorSpec;
   readonly #zlibStrategies: number[];
+  readonly #engine: GzipEngine;
   #scratch: [Uint8Array, Uint8Array] | null = null;
 
   constructor(spec: CompressorSpec) {
@@ -153,6 +223,7 @@ export class GzipCompressor extends BaseCompressor {
     this.spec = normalizeGzip(spec);
     const mask = this.spec.strategies!;
     this.#zlibStrategies = mask === 0 ? [ZLIB_STRATEGY[0]] : ZLIB_STRATEGY.filter((_, bit) => mask & (1 << bit));
+    this.#engine = gzipEngine(this.spec);
   }
 
   options(): Uint8Array | null {
@@ -167,7 +238,8 @@ export class GzipCompressor extends BaseCompressor {
 
   /** Deflate `data` into `out`: the length, or -1 when the stream does not fit. */
   #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
-    if (GZIP_ENGINE === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
+    if (this.#engine === 'libdeflate') return gzipBinding().deflate(data, out, LIBDEFLATE_LEVEL[this.spec.level!], 15, 8, strategy, LIBDEFLATE);
+    if (this.#engine === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
     const native = nodeZlibBinding();
     if (native) return native.deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, NODE_ZLIB);
     const z = zlib.deflateSync(data, { level: this.spec.level, windowBits: this.spec.windowBits, memLevel: 8, strategy });

@@ -10,7 +10,7 @@
  */
 import { Compression, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../squashfs/format.js';
 import { corrupt, invalid, unsupported, type OptionWord } from './common.js';
-import { GzipCompressor, gzipBinding, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, GZIP_ENGINE, GZIP_STRATEGIES } from './gzip.js';
+import { GzipCompressor, gzipLibraryVersion, gzipOptionWords, gzipSpecFromImage, normalizeGzip, requireGzipEngine, GZIP_STRATEGIES } from './gzip.js';
 import { Lz4Compressor, requireLz4, lz4LibraryVersion, lz4OptionWords, lz4SpecFromImage, normalizeLz4 } from './lz4.js';
 import type { CompressorName, CompressorSpec, SyncCompressor } from './types.js';
 import { XzCompressor, xzBinding, xzLibraryVersion, xzOptionWords, xzSpecFromImage, normalizeXz, XZ_BCJ_FILTERS } from './xz.js';
@@ -105,7 +105,7 @@ export function specWords(spec: CompressorSpec): string[] {
   return words;
 }
 
-const LIBRARY_VERSION: Record<CompressorName, () => string> = {
+const LIBRARY_VERSION: Record<CompressorName, (spec: CompressorSpec) => string> = {
   gzip: gzipLibraryVersion,
   xz: xzLibraryVersion,
   zstd: zstdLibraryVersion,
@@ -118,7 +118,7 @@ const LIBRARY_VERSION: Record<CompressorName, () => string> = {
  */
 export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec; library: string } {
   const s = NORMALIZE[spec.name](spec);
-  return { spec: s, library: `${s.name} ${LIBRARY_VERSION[s.name]()}` };
+  return { spec: s, library: `${s.name} ${LIBRARY_VERSION[s.name](s)}` };
 }
 
 /**
@@ -127,12 +127,15 @@ export function compressorIdentity(spec: CompressorSpec): { spec: CompressorSpec
  */
 export const fastCompressor = (spec: CompressorSpec): boolean => spec.name === 'lz4' && !spec.hc;
 
-/** Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING). */
-export function requireCompressorLibrary(name: CompressorName): void {
+/**
+ * Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING).
+ * With the spec to write, gzip's deflate engine too (reading gzip needs only Node's zlib).
+ */
+export function requireCompressorLibrary(name: CompressorName, writing?: CompressorSpec): void {
   if (name === 'xz') xzBinding();
   else if (name === 'zstd') zstdBinding();
   else if (name === 'lz4') requireLz4();
-  else if (name === 'gzip' && GZIP_ENGINE === 'system') gzipBinding();
+  else if (name === 'gzip' && writing) requireGzipEngine(writing);
 }
 
 /** A compressor for a spec (from parseCompression, or hand-made: it is checked the same way). */
