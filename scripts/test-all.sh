@@ -12,14 +12,14 @@ fi
 # squashfs-tools(-ng): peers and checkers; systemd-container + debootstrap: real portabled in nspawn (Debian 12 and
 # 13 rootfs caches are built on first use); memcached: the network-daemon example's binaries; postgresql-15,
 # postgresql-client-15, nginx-light: real services proven from the host's packages; liblzma-dev, zlib1g-dev:
-# headers for the native addon built at install (xz, and gzip through the system zlib); nix-bin, patchelf: real Nix store paths; umoci, skopeo: real OCI/docker
+# headers for the native addon built at install (xz, and gzip through the system zlib); libdeflate0: gzip's default engine; nix-bin, patchelf: real Nix store paths; umoci, skopeo: real OCI/docker
 # images; gpg, python3: signed release folders served over HTTP to systemd-sysupdate; xz-utils, zstd, lz4, attr,
 # libcap2-bin, binutils, gcc, util-linux: reference tools the tests compare against (util-linux's `script` gives
 # the progress test a terminal); musl, musl-tools: a musl loader and musl-gcc for Alpine-like trees; libc6-i386: a
 # 32-bit glibc loader to read; cryptsetup-bin (veritysetup), gdisk (sgdisk), openssl: dm-verity, GPT and signature
 # references; qemu-system-x86, linux-image-amd64, initramfs-tools, e2fsprogs, kmod: the VM that runs dm-verity on a
 # real kernel.
-packages=(squashfs-tools squashfs-tools-ng systemd-container debootstrap memcached liblzma-dev zlib1g-dev
+packages=(squashfs-tools squashfs-tools-ng systemd-container debootstrap memcached liblzma-dev zlib1g-dev libdeflate0
   postgresql-15 postgresql-client-15 nginx-light
   xz-utils zstd lz4 attr libcap2-bin binutils gcc libc6-dev python3 make g++
   nix-bin patchelf umoci skopeo bzip2 gpg gpgv util-linux musl musl-tools libc6-i386

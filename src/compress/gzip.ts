@@ -7,8 +7,8 @@
  *   libdeflate  the system libdeflate (the default where libdeflate.so.0 is installed): better matches than zlib
  *               in a fraction of its time. A zlib level keeps its meaning — level L compresses at least as well as
  *               zlib's level L did on all three — through LIBDEFLATE_LEVEL; level 9 runs libdeflate's 7: 0.6-0.8%
- *               smaller than zlib -9, in 0.17-0.52x its CPU. It has no smaller windows and no strategies: those
- *               specs fall back to the next engine.
+ *               smaller than zlib -9, in 0.17-0.52x its CPU. It has no smaller windows and no strategies: Node's
+ *               zlib makes those streams (in a strategy list, libdeflate still makes the default one).
  *   node        Node's bundled zlib, Chromium's fork (the default without libdeflate): about 0.8x the CPU of the
  *               system zlib, images about 1.3% larger. Through the addon (the zlib Node exports to addons, one
  *               stream kept per thread) when it loads, zlib.deflateSync otherwise.
@@ -91,47 +91,57 @@ function libdeflateLibrary(): { path: string; digest: string } | null {
 export type GzipEngine = 'libdeflate' | 'node' | 'system';
 const ENGINE_CHOICE = process.env.MKPORTABLE_GZIP;
 
-/** Whether libdeflate can make this spec's streams: a 32 KiB window and the default strategy only. */
-const libdeflateTakes = (spec: CompressorSpec): boolean => spec.windowBits === GZIP_DEFAULT_WINDOW && spec.strategies === 0;
+/** The strategy bits a (normalized) spec deflates with, in mksquashfs's order; none set is the default alone. */
+const strategyBits = (spec: CompressorSpec): number[] =>
+  spec.strategies === 0 ? [0] : GZIP_STRATEGIES.map((_, bit) => bit).filter((bit) => spec.strategies! & (1 << bit));
 
-/** The engine that deflates a (normalized) spec in this process. */
-export function gzipEngine(spec: CompressorSpec): GzipEngine {
+/**
+ * The engine that deflates a (normalized) spec's streams with one strategy (its bit; 0, the default) in this
+ * process. libdeflate makes only default-strategy streams with the 32 KiB window; Node's zlib the rest.
+ */
+export function gzipEngine(spec: CompressorSpec, strategyBit = 0): GzipEngine {
   if (ENGINE_CHOICE !== undefined && ENGINE_CHOICE !== '' && !['libdeflate', 'node', 'system'].includes(ENGINE_CHOICE)) {
     throw new MkportableError('CONFIG_INVALID', `MKPORTABLE_GZIP: "${ENGINE_CHOICE}" is not libdeflate, node or system`, 'MKPORTABLE_GZIP');
   }
   if (ENGINE_CHOICE === 'system') return 'system';
-  if (ENGINE_CHOICE === 'node') return 'node';
-  if (!libdeflateTakes(spec)) return 'node';
+  if (ENGINE_CHOICE === 'node' || strategyBit !== 0 || spec.windowBits !== GZIP_DEFAULT_WINDOW) return 'node';
   if (ENGINE_CHOICE === 'libdeflate' || libdeflateLibrary()) return 'libdeflate';
   return 'node';
 }
 
-/** The library doing a spec's deflating, with what identifies its output (its version, or its file's digest). */
+/** The engines a spec's strategies use, each once. */
+const gzipEngines = (spec: CompressorSpec): GzipEngine[] => [...new Set(strategyBits(spec).map((bit) => gzipEngine(spec, bit)))];
+
+/** The libraries doing a spec's deflating, with what identifies their output (a version, or libdeflate's digest). */
 export function gzipLibraryVersion(spec: CompressorSpec): string {
-  switch (gzipEngine(spec)) {
-    case 'system':
-      return `system zlib ${gzipBinding().zlibVersion()}`;
-    case 'libdeflate': {
-      const lib = libdeflateLibrary();
-      if (!lib) gzipBinding().zlibVersion(LIBDEFLATE); // throws: why libdeflate did not load
-      return `libdeflate ${lib!.digest} level ${LIBDEFLATE_LEVEL[spec.level!]}`;
-    }
-    case 'node':
-      return `node zlib ${process.versions.zlib}`;
-  }
+  return gzipEngines(spec)
+    .map((engine) => {
+      switch (engine) {
+        case 'system':
+          return `system zlib ${gzipBinding().zlibVersion()}`;
+        case 'libdeflate': {
+          const lib = libdeflateLibrary();
+          if (!lib) gzipBinding().zlibVersion(LIBDEFLATE); // throws: why libdeflate did not load
+          return `libdeflate ${lib!.digest} level ${LIBDEFLATE_LEVEL[spec.level!]}`;
+        }
+        case 'node':
+          return `node zlib ${process.versions.zlib}`;
+      }
+    })
+    .join(' + ');
 }
 
 /** Load what a spec's engine needs now, so a missing library stops a build before any work (ADDON_MISSING). */
 export function requireGzipEngine(spec: CompressorSpec): void {
-  const s = normalizeGzip(spec);
-  const engine = gzipEngine(s);
-  if (engine === 'node') return;
-  try {
-    gzipBinding().zlibVersion(engine === 'system' ? SYSTEM_ZLIB : LIBDEFLATE);
-  } catch (e) {
-    if (e instanceof MkportableError) throw e;
-    const fix = engine === 'system' ? 'install zlib1g (apt-get install zlib1g)' : 'install libdeflate0 (apt-get install libdeflate0), or unset MKPORTABLE_GZIP';
-    throw new MkportableError('ADDON_MISSING', `MKPORTABLE_GZIP=${engine}: ${(e as Error).message}: ${fix}`, engine);
+  for (const engine of gzipEngines(normalizeGzip(spec))) {
+    if (engine === 'node') continue;
+    try {
+      gzipBinding().zlibVersion(engine === 'system' ? SYSTEM_ZLIB : LIBDEFLATE);
+    } catch (e) {
+      if (e instanceof MkportableError) throw e;
+      const fix = engine === 'system' ? 'install zlib1g (apt-get install zlib1g)' : 'install libdeflate0 (apt-get install libdeflate0), or unset MKPORTABLE_GZIP';
+      throw new MkportableError('ADDON_MISSING', `MKPORTABLE_GZIP=${engine}: ${(e as Error).message}: ${fix}`, engine);
+    }
   }
 }
 
@@ -215,15 +225,16 @@ export class GzipCompressor extends BaseCompressor {
   readonly id = Compression.GZIP;
   readonly spec: CompressorSpec;
   readonly #zlibStrategies: number[];
-  readonly #engine: GzipEngine;
+  /** The engine of each of #zlibStrategies. */
+  readonly #engines: GzipEngine[];
   #scratch: [Uint8Array, Uint8Array] | null = null;
 
   constructor(spec: CompressorSpec) {
     super();
     this.spec = normalizeGzip(spec);
-    const mask = this.spec.strategies!;
-    this.#zlibStrategies = mask === 0 ? [ZLIB_STRATEGY[0]] : ZLIB_STRATEGY.filter((_, bit) => mask & (1 << bit));
-    this.#engine = gzipEngine(this.spec);
+    const bits = strategyBits(this.spec);
+    this.#zlibStrategies = bits.map((bit) => ZLIB_STRATEGY[bit]);
+    this.#engines = bits.map((bit) => gzipEngine(this.spec, bit));
   }
 
   options(): Uint8Array | null {
@@ -238,8 +249,9 @@ export class GzipCompressor extends BaseCompressor {
 
   /** Deflate `data` into `out`: the length, or -1 when the stream does not fit. */
   #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
-    if (this.#engine === 'libdeflate') return gzipBinding().deflate(data, out, LIBDEFLATE_LEVEL[this.spec.level!], 15, 8, strategy, LIBDEFLATE);
-    if (this.#engine === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
+    const engine = this.#engines[this.#zlibStrategies.indexOf(strategy)];
+    if (engine === 'libdeflate') return gzipBinding().deflate(data, out, LIBDEFLATE_LEVEL[this.spec.level!], 15, 8, strategy, LIBDEFLATE);
+    if (engine === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
     const native = nodeZlibBinding();
     if (native) return native.deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, NODE_ZLIB);
     const z = zlib.deflateSync(data, { level: this.spec.level, windowBits: this.spec.windowBits, memLevel: 8, strategy });

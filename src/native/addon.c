@@ -5,7 +5,7 @@
  *   listXattrs, setXattr           extended attributes by byte-exact path, symlinks not followed (fs.c)
  *   nextData, nextHole             lseek SEEK_DATA / SEEK_HOLE, to skip the holes of sparse files (fs.c)
  *   readFile                       a small file opened, read and closed in one call, for the writer's workers (fs.c)
- *   deflate, zlibVersion           gzip blocks through the system zlib, as mksquashfs makes them (zlib.c)
+ *   deflate, zlibVersion           gzip blocks through libdeflate, the system zlib (as mksquashfs makes them) or Node's (zlib.c)
  *   scanAsync                      a folder listed, lstat'ed and sorted in one call, for planning big trees (scan.c)
  *   lz4Compress, lz4Version        lz4 blocks through the system liblz4, the library mksquashfs uses (lz4.c)
  *   copy                           memmove between byte arrays, shared memory included (copy.c)
