@@ -162,7 +162,7 @@ for (const row of packRows) {
     { name: 'mkportable', argv: (out) => [process.execPath, cli, 'pack', dir, out, '--squash-compression', row.comp, '--squash-block-size', row.block], env: freshCache },
     { name: 'mksquashfs', argv: (out) => ['mksquashfs', dir, out, '-noappend', '-quiet', '-no-progress', '-comp', ...words, '-b', row.block] },
   ];
-  // The trade-off of the gzip engines: Node's zlib (the default) against the system zlib that mksquashfs links.
+  // The gzip engines side by side: libdeflate (the default) against the system zlib that mksquashfs links.
   if (words[0] === 'gzip') {
     contenders.push({ name: 'system zlib', argv: contenders[0].argv, env: () => ({ ...freshCache(), MKPORTABLE_GZIP: 'system' }) });
   }
