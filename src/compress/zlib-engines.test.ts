@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
+import { hasCommand, isRoot, needs } from '../../test/support/env.js';
 import { gzipBinding, gzipEngine, gzipLibraryVersion, GzipCompressor, LIBDEFLATE_LEVEL, normalizeGzip } from './gzip.js';
 
 /** Blocks of every kind: binary, text, noise, zeros, tiny ones. */
@@ -126,23 +127,32 @@ test('the gzip compressor picks libdeflate where it can make the spec, and names
   assert.ok(Buffer.from(out.subarray(0, n)).equals(want.subarray(0, n)));
 });
 
+const CLI = fileURLToPath(new URL('../../bin/mkportable.js', import.meta.url));
+
+/** A folder of 20 files, text and code, for packing with gzip. */
+function gzipTree(dir: string): string {
+  const tree = path.join(dir, 'tree');
+  mkdirSync(tree);
+  const text = readFileSync(new URL('./gzip.ts', import.meta.url));
+  const elf = readFileSync(process.execPath);
+  for (let i = 0; i < 20; i++) writeFileSync(path.join(tree, `f${i}`), Buffer.concat([text, elf.subarray((i + 1) << 22, ((i + 1) << 22) + 200_000)]));
+  return tree;
+}
+
+/** `mkportable pack TREE OUT --squash-compression gzip`, with MKPORTABLE_GZIP=engine, under `wrap` (a command prefix). */
+function packGzip(tree: string, out: string, engine: string | undefined, wrap: string[] = []) {
+  const argv = [...wrap, process.execPath, CLI, 'pack', tree, out, '--squash-compression', 'gzip', '--no-cache'];
+  return spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: '0', MKPORTABLE_GZIP: engine ?? '' } });
+}
+
 test('MKPORTABLE_GZIP picks the engine; an unknown one is a one-line error before any output', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'gzip-engine-'));
   try {
-    const tree = path.join(dir, 'tree');
-    mkdirSync(tree);
-    const text = readFileSync(new URL('./gzip.ts', import.meta.url));
-    const elf = readFileSync(process.execPath);
-    for (let i = 0; i < 20; i++) writeFileSync(path.join(tree, `f${i}`), Buffer.concat([text, elf.subarray((i + 1) << 22, ((i + 1) << 22) + 200_000)]));
-    const cli = fileURLToPath(new URL('../../bin/mkportable.js', import.meta.url));
-    const pack = (engine: string | undefined, out: string) => spawnSync(process.execPath, [cli, 'pack', tree, out, '--squash-compression', 'gzip', '--no-cache'], {
-      encoding: 'utf8',
-      env: { ...process.env, SOURCE_DATE_EPOCH: '0', MKPORTABLE_GZIP: engine ?? '' },
-    });
+    const tree = gzipTree(dir);
     const sizes: Record<string, number> = {};
     for (const engine of [undefined, 'libdeflate', 'node', 'system']) {
       const out = path.join(dir, `${engine ?? 'default'}.raw`);
-      const r = pack(engine, out);
+      const r = packGzip(tree, out, engine);
       assert.equal(r.status, 0, r.stderr);
       sizes[engine ?? 'default'] = statSync(out).size;
       const back = path.join(dir, `${engine ?? 'default'}-back`);
@@ -154,10 +164,39 @@ test('MKPORTABLE_GZIP picks the engine; an unknown one is a one-line error befor
     assert.ok(readFileSync(path.join(dir, 'default.raw')).equals(readFileSync(path.join(dir, 'libdeflate.raw'))), 'libdeflate is the default');
     assert.ok(sizes.libdeflate < sizes.system, `libdeflate's image (${sizes.libdeflate}) is smaller than the system zlib's (${sizes.system})`);
     assert.notEqual(sizes.node, sizes.system, 'Node and the system zlib are other engines');
-    const bad = pack('zopfli', path.join(dir, 'bad.raw'));
+    const bad = packGzip(tree, path.join(dir, 'bad.raw'), 'zopfli');
     assert.notEqual(bad.status, 0);
     assert.equal(bad.stderr.trim(), 'mkportable: error: MKPORTABLE_GZIP: "zopfli" is not libdeflate, node or system');
     assert.ok(!existsSync(path.join(dir, 'bad.raw')), 'no image');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('where libdeflate.so.0 does not load, gzip falls back to Node zlib; MKPORTABLE_GZIP=libdeflate then stops with one line and no image', (t) => {
+  if (!needs(t, isRoot() && hasCommand('unshare') && hasCommand('mount'), 'needs root, unshare and mount (util-linux) to hide libdeflate.so.0 in a mount namespace')) return;
+  const dir = mkdtempSync(path.join(tmpdir(), 'gzip-nolib-'));
+  try {
+    const tree = gzipTree(dir);
+    const empty = path.join(dir, 'empty.so');
+    writeFileSync(empty, '');
+    // A private mount namespace where the library file the addon loads is an empty file: dlopen fails as on a host
+    // without libdeflate0; nothing outside the namespace sees it.
+    const hide = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" "$1" && shift 2 && exec "$@"', empty, gzipBinding().zlibVersion(2)];
+    const node = packGzip(tree, path.join(dir, 'node.raw'), 'node');
+    assert.equal(node.status, 0, node.stderr);
+    const fallback = packGzip(tree, path.join(dir, 'fallback.raw'), undefined, hide);
+    assert.equal(fallback.status, 0, fallback.stderr);
+    assert.ok(readFileSync(path.join(dir, 'fallback.raw')).equals(readFileSync(path.join(dir, 'node.raw'))), "without libdeflate the default is Node's zlib, byte for byte");
+    const normal = packGzip(tree, path.join(dir, 'normal.raw'), undefined);
+    assert.ok(!readFileSync(path.join(dir, 'normal.raw')).equals(readFileSync(path.join(dir, 'fallback.raw'))), 'outside the namespace libdeflate is back');
+    const forced = packGzip(tree, path.join(dir, 'forced.raw'), 'libdeflate', hide);
+    assert.notEqual(forced.status, 0);
+    assert.equal(
+      forced.stderr.trim(),
+      'mkportable: error: MKPORTABLE_GZIP=libdeflate: cannot open the system libdeflate (libdeflate.so.0): install libdeflate0 (apt-get install libdeflate0), or unset MKPORTABLE_GZIP',
+    );
+    assert.ok(!existsSync(path.join(dir, 'forced.raw')), 'no image');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
