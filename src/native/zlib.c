@@ -2,8 +2,8 @@
  * mkportable's gzip engines: a zlib stream (RFC 1950) of one block into the caller's buffer. The system zlib is
  * used the way mksquashfs's gzip wrapper uses it (deflateInit2 once, then deflateReset and one deflate(Z_FINISH) per
  * block), so images match mksquashfs's byte for byte in size. Node's own zlib is Chromium's fork, whose deflate
- * makes other (larger) choices at the same level. One stream per strategy is kept per thread (napi instance data), so a block costs no
- * allocation. Synchronous on purpose: mkportable calls it from its own worker threads.
+ * makes other (larger) choices at the same level. One stream per strategy is kept per thread (napi instance
+ * data), so a block costs no allocation. Synchronous on purpose: mkportable calls it from its own worker threads.
  * Node exports its bundled zlib's symbols to addons, so linking -lz alone would quietly call Node's copy: the system
  * libz.so.1 is opened with RTLD_DEEPBIND and its functions looked up by name. Node's own copy is the other engine
  * (its symbols looked up in the process): the same streams as zlib.deflateSync, without a new stream, its
