@@ -84,7 +84,8 @@ test('libdeflate (engine 2) makes zlib streams that inflate back, smaller than t
   const out = Buffer.alloc(200_000);
   const total = { libdeflate: new Array(10).fill(0), zlib: new Array(10).fill(0) };
   let differs = 0;
-  for (const block of [...blocks(), ...sampleBlocks()]) {
+  const sample = new Set(sampleBlocks());
+  for (const block of [...blocks(), ...sample]) {
     for (let level = 1; level <= 9; level++) {
       const n = z.deflate(block, out, LIBDEFLATE_LEVEL[level], 15, 8, 0, 2);
       assert.ok(n > 0, `${block.length} bytes fit`);
@@ -92,7 +93,7 @@ test('libdeflate (engine 2) makes zlib streams that inflate back, smaller than t
       assert.ok(Buffer.from(zlib.inflateSync(stream)).equals(block), `${block.length} bytes, level ${level}: inflates back`);
       const m = z.deflate(block, out, level, 15, 8, 0, 0);
       if (m !== n || !stream.equals(out.subarray(0, m))) differs++;
-      if (block.length === 131072) {
+      if (sample.has(block)) {
         total.libdeflate[level] += n;
         total.zlib[level] += m;
       }
