@@ -43,10 +43,7 @@ async function packInto(dir: string, image: string, outDir: string, o: PackOptio
   const blockSize = parseBlockSize(o.blockSize ?? DEFAULTS.squashBlockSize);
   const cacheSize = parseByteSize(o.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize');
   const backend = o.backend ?? 'native';
-  if (backend === 'native') {
-    const spec = parseCompression(compression, blockSize);
-    requireCompressorLibrary(spec.name, spec);
-  }
+  if (backend === 'native') requireCompressorLibrary(parseCompression(compression, blockSize));
   // Like mksquashfs, the image's folder must exist; it is checked before the folder is read.
   await prepareOutDir(outDir, { create: false });
   // The native writer takes the folder in columns (walkHostDirectory), walked while its workers boot; mksquashfs is

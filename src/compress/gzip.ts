@@ -224,17 +224,15 @@ export function gzipSpecFromImage(options: Uint8Array | null, blockSize: number)
 export class GzipCompressor extends BaseCompressor {
   readonly id = Compression.GZIP;
   readonly spec: CompressorSpec;
-  readonly #zlibStrategies: number[];
-  /** The engine of each of #zlibStrategies. */
-  readonly #engines: GzipEngine[];
+  /** The streams to try, smallest kept: each strategy (zlib's number) with the engine that deflates it. */
+  readonly #streams: { strategy: number; engine: GzipEngine }[];
   #scratch: [Uint8Array, Uint8Array] | null = null;
 
   constructor(spec: CompressorSpec) {
     super();
     this.spec = normalizeGzip(spec);
     const bits = strategyBits(this.spec);
-    this.#zlibStrategies = bits.map((bit) => ZLIB_STRATEGY[bit]);
-    this.#engines = bits.map((bit) => gzipEngine(this.spec, bit));
+    this.#streams = bits.map((bit) => ({ strategy: ZLIB_STRATEGY[bit], engine: gzipEngine(this.spec, bit) }));
   }
 
   options(): Uint8Array | null {
@@ -248,8 +246,7 @@ export class GzipCompressor extends BaseCompressor {
   }
 
   /** Deflate `data` into `out`: the length, or -1 when the stream does not fit. */
-  #deflate(data: Uint8Array, out: Uint8Array, strategy: number): number {
-    const engine = this.#engines[this.#zlibStrategies.indexOf(strategy)];
+  #deflate(data: Uint8Array, out: Uint8Array, { strategy, engine }: { strategy: number; engine: GzipEngine }): number {
     if (engine === 'libdeflate') return gzipBinding().deflate(data, out, LIBDEFLATE_LEVEL[this.spec.level!], 15, 8, strategy, LIBDEFLATE);
     if (engine === 'system') return gzipBinding().deflate(data, out, this.spec.level!, this.spec.windowBits!, 8, strategy, SYSTEM_ZLIB);
     const native = nodeZlibBinding();
@@ -265,14 +262,14 @@ export class GzipCompressor extends BaseCompressor {
     if (data.length < 2) return null;
     if (!this.#scratch || this.#scratch[0].length < data.length) {
       const n = Math.max(data.length, this.spec.blockSize);
-      this.#scratch = [new Uint8Array(n), new Uint8Array(this.#zlibStrategies.length > 1 ? n : 0)];
+      this.#scratch = [new Uint8Array(n), new Uint8Array(this.#streams.length > 1 ? n : 0)];
     }
-    return smallestEncoding(data, this.#zlibStrategies, this.#scratch, (strategy, out) => this.#deflate(data, out, strategy));
+    return smallestEncoding(data, this.#streams, this.#scratch, (stream, out) => this.#deflate(data, out, stream));
   }
 
   compressInto(data: Uint8Array, out: Uint8Array): number {
-    if (this.#zlibStrategies.length > 1 || data.length < 2 || out.length < data.length - 1) return super.compressInto(data, out);
-    return this.#deflate(data, out.subarray(0, data.length - 1), this.#zlibStrategies[0]);
+    if (this.#streams.length > 1 || data.length < 2 || out.length < data.length - 1) return super.compressInto(data, out);
+    return this.#deflate(data, out.subarray(0, data.length - 1), this.#streams[0]);
   }
 
   /** Any zlib stream whose window fits 32 KiB (the kernel inflates with the largest window too). */

@@ -129,13 +129,14 @@ export const fastCompressor = (spec: CompressorSpec): boolean => spec.name === '
 
 /**
  * Load the native library a compressor needs now, so a missing addon stops a build before any work (ADDON_MISSING).
- * With the spec to write, gzip's deflate engine too (reading gzip needs only Node's zlib).
+ * Given the spec to write (not just a name to read), gzip's deflate engine too: reading gzip needs only Node's zlib.
  */
-export function requireCompressorLibrary(name: CompressorName, writing?: CompressorSpec): void {
+export function requireCompressorLibrary(what: CompressorName | CompressorSpec): void {
+  const name = typeof what === 'string' ? what : what.name;
   if (name === 'xz') xzBinding();
   else if (name === 'zstd') zstdBinding();
   else if (name === 'lz4') requireLz4();
-  else if (name === 'gzip' && writing) requireGzipEngine(writing);
+  else if (name === 'gzip' && typeof what !== 'string') requireGzipEngine(what);
 }
 
 /** A compressor for a spec (from parseCompression, or hand-made: it is checked the same way). */

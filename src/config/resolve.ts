@@ -126,10 +126,7 @@ export function resolveOptions(input: PortableServiceConfig, where = 'options'):
   const backend: Backend = o.squashfsTools ? 'mksquashfs' : 'native';
   // The native writer checks every compression word now, before any work, and that its library loads; mksquashfs checks its own.
   if (backend === 'native' && compression && blockSize) {
-    problems.check(() => {
-      const spec = parseCompression(compression, blockSize);
-      requireCompressorLibrary(spec.name, spec);
-    });
+    problems.check(() => requireCompressorLibrary(parseCompression(compression, blockSize)));
   }
   let mtime = o.sourceDateEpoch;
   if (mtime === undefined && process.env.SOURCE_DATE_EPOCH) {
